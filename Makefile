@@ -1,0 +1,48 @@
+# SyncBridge: `make demo` runs everything locally against the sandbox; `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint format install browser bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Browser tests drive Debian's Chromium (Playwright cannot download its own browsers here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser tests..."; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	}
+	@command -v chromium >/dev/null 2>&1 || { echo "chromium is required for the browser tests"; exit 1; }
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: install browser lint
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest $(PYTEST_ARGS)
+
+demo: install
+	$(BIN)/python manage.py demo
+
+bench: install
+	DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest tests/bench -p no:randomly -s $(PYTEST_ARGS)
+
+clean:
+	rm -rf var db.sqlite3 test-artifacts

@@ -1,0 +1,363 @@
+"""Connections, integrations and their settings, and the sync engine's records."""
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from integrations.crypto import EncryptedTextField
+
+
+class Provider(models.TextChoices):
+    PIPEDRIVE = "pipedrive", "Pipedrive"
+    SNOVIO = "snovio", "Snov.io"
+
+
+class Connection(models.Model):
+    """One account on one remote, with the credentials SyncBridge uses to reach it."""
+
+    class AuthKind(models.TextChoices):
+        OAUTH = "oauth", "OAuth 2.0"
+        API_TOKEN = "api_token", "API token (legacy)"
+        CREDENTIALS = "credentials", "API credentials"
+
+    class Status(models.TextChoices):
+        OK = "ok", "Connected"
+        FAILED = "failed", "Connection failed"
+        REVOKED = "revoked", "Disconnected"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="connections"
+    )
+    provider = models.CharField(max_length=20, choices=Provider.choices)
+    auth_kind = models.CharField(max_length=20, choices=AuthKind.choices)
+    account_name = models.CharField(max_length=200, blank=True)
+    account_id = models.CharField(max_length=100, blank=True)
+    # Pipedrive: the company's API base (from the OAuth token response).
+    api_domain = models.URLField(blank=True)
+    client_id = models.CharField(max_length=200, blank=True)
+    client_secret = EncryptedTextField(blank=True)
+    access_token = EncryptedTextField(blank=True)
+    refresh_token = EncryptedTextField(blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OK)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} {self.account_name or self.pk}"
+
+    @property
+    def is_legacy_token(self) -> bool:
+        return self.provider == Provider.PIPEDRIVE and self.auth_kind == self.AuthKind.API_TOKEN
+
+    def token_expired(self, margin_seconds: int = 60) -> bool:
+        if not self.expires_at:
+            return False
+        return self.expires_at <= timezone.now() + timezone.timedelta(seconds=margin_seconds)
+
+
+def new_webhook_secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Integration(models.Model):
+    """One Snov.io account joined to one Pipedrive company, with every setting of the 7 steps."""
+
+    class Direction(models.TextChoices):
+        TWO_WAY = "two_way", "Two-way"
+        TO_PIPEDRIVE = "to_pipedrive", "To Pipedrive only"
+        TO_SNOVIO = "to_snovio", "To Snov.io only"
+
+    class Status(models.TextChoices):
+        PAUSED = "paused", "Paused"
+        ACTIVE = "active", "Active"
+        SYNCING = "syncing", "Syncing"
+        FAILED = "failed", "Connection failed"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="integrations"
+    )
+    name = models.CharField(max_length=200, default="Snov.io ↔ Pipedrive")
+    pipedrive = models.ForeignKey(
+        Connection, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    snovio = models.ForeignKey(
+        Connection, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    direction = models.CharField(max_length=20, choices=Direction.choices, default=Direction.TWO_WAY)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PAUSED)
+    status_reason = models.TextField(blank=True)
+    # Step 3: data exchange.
+    target_list_id = models.CharField(max_length=64, blank=True)
+    target_list_name = models.CharField(max_length=200, blank=True)
+    pipedrive_owner_id = models.BigIntegerField(null=True, blank=True)
+    pipedrive_owner_name = models.CharField(max_length=200, blank=True)
+    all_lists = models.BooleanField(default=True)
+    include_email_history = models.BooleanField(default=False)
+    only_with_email = models.BooleanField(default=True)
+    # Lifecycle.
+    launched_at = models.DateTimeField(null=True, blank=True)
+    settings_version = models.PositiveIntegerField(default=1)
+    webhook_secret = models.CharField(max_length=64, default=new_webhook_secret, unique=True)
+    pipedrive_webhook_user = models.CharField(max_length=64, default=new_webhook_secret)
+    pipedrive_webhook_password = EncryptedTextField(default=new_webhook_secret)
+    pipedrive_webhook_ids = models.JSONField(default=list, blank=True)
+    snovio_webhook_ids = models.JSONField(default=list, blank=True)
+    # Catch-up cursors (ISO timestamps / per-list page markers).
+    pipedrive_synced_until = models.DateTimeField(null=True, blank=True)
+    snovio_synced_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} #{self.pk}"
+
+    @property
+    def sends_to_pipedrive(self) -> bool:
+        return self.direction in (self.Direction.TWO_WAY, self.Direction.TO_PIPEDRIVE)
+
+    @property
+    def sends_to_snovio(self) -> bool:
+        return self.direction in (self.Direction.TWO_WAY, self.Direction.TO_SNOVIO)
+
+
+class StatusChange(models.Model):
+    """Every change of an integration's status, who made it and why."""
+
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="status_changes"
+    )
+    from_status = models.CharField(max_length=20, choices=Integration.Status.choices)
+    to_status = models.CharField(max_length=20, choices=Integration.Status.choices)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+
+class ListSelection(models.Model):
+    """A Snov.io list chosen to send prospects (used when `all_lists` is off)."""
+
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="list_selections"
+    )
+    list_id = models.CharField(max_length=64)
+    list_name = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["integration", "list_id"], name="unique_list_choice")
+        ]
+
+
+class FieldMapping(models.Model):
+    """A Snov.io field paired with a Pipedrive person field. System pairs are locked."""
+
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="field_mappings"
+    )
+    snovio_field = models.CharField(max_length=100)
+    snovio_label = models.CharField(max_length=200, blank=True)
+    pipedrive_field = models.CharField(max_length=100)
+    pipedrive_label = models.CharField(max_length=200, blank=True)
+    data_type = models.CharField(max_length=30, default="text")
+    is_system = models.BooleanField(default=False)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-is_system", "position", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "snovio_field"], name="unique_snovio_field_mapping"
+            ),
+            models.UniqueConstraint(
+                fields=["integration", "pipedrive_field"], name="unique_pipedrive_field_mapping"
+            ),
+        ]
+
+
+class ConstantField(models.Model):
+    """A fixed value stamped into one field of every record a side receives."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="constants")
+    side = models.CharField(max_length=20, choices=Provider.choices)
+    field_key = models.CharField(max_length=100)
+    field_label = models.CharField(max_length=200, blank=True)
+    value = models.CharField(max_length=500)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "side", "field_key"], name="unique_constant_per_field"
+            )
+        ]
+
+
+class RemoteCatalog(models.Model):
+    """Cached lists, fields, users, pipelines and stages of the connected accounts."""
+
+    class Kind(models.TextChoices):
+        SNOVIO_LISTS = "snovio_lists", "Snov.io lists"
+        SNOVIO_FIELDS = "snovio_fields", "Snov.io fields"
+        PIPEDRIVE_FIELDS = "pipedrive_fields", "Pipedrive person fields"
+        PIPEDRIVE_USERS = "pipedrive_users", "Pipedrive users"
+        PIPEDRIVE_PIPELINES = "pipedrive_pipelines", "Pipedrive pipelines"
+        PIPEDRIVE_STAGES = "pipedrive_stages", "Pipedrive stages"
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="catalog")
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    items = models.JSONField(default=list)
+    refreshed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["integration", "kind"], name="unique_catalog_kind")
+        ]
+
+
+class RecordLink(models.Model):
+    """A Snov.io prospect and the Pipedrive person it is synced with, keyed by email."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="links")
+    email = models.CharField(max_length=254)
+    snovio_prospect_id = models.CharField(max_length=64, blank=True)
+    pipedrive_person_id = models.BigIntegerField(null=True, blank=True)
+    # Fingerprints of the values last written to each side, to recognise our own echoes.
+    snovio_fingerprint = models.CharField(max_length=64, blank=True)
+    pipedrive_fingerprint = models.CharField(max_length=64, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["integration", "email"], name="unique_link_email")
+        ]
+        indexes = [
+            models.Index(fields=["integration", "pipedrive_person_id"]),
+            models.Index(fields=["integration", "snovio_prospect_id"]),
+        ]
+
+
+class SyncRun(models.Model):
+    """A manual transfer (or its preview): paged, checkpointed, resumable."""
+
+    class Direction(models.TextChoices):
+        TO_PIPEDRIVE = "to_pipedrive", "Snov.io → Pipedrive"
+        TO_SNOVIO = "to_snovio", "Pipedrive → Snov.io"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="runs")
+    direction = models.CharField(max_length=20, choices=Direction.choices)
+    source_app = models.CharField(max_length=20, choices=Provider.choices)
+    dry_run = models.BooleanField(default=False)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    conflicts = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    api_calls = models.PositiveIntegerField(default=0)
+    checkpoint = models.JSONField(default=dict, blank=True)
+    preview = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def summary(self) -> str:
+        return (
+            f"created={self.created} updated={self.updated} unchanged={self.unchanged} "
+            f"conflicts={self.conflicts} skipped={self.skipped} failed={self.failed}"
+        )
+
+
+class SyncEvent(models.Model):
+    """What happened to one record and why: created, updated, unchanged, skipped, failed."""
+
+    class Outcome(models.TextChoices):
+        CREATED = "created", "Created"
+        UPDATED = "updated", "Updated"
+        UNCHANGED = "unchanged", "Unchanged"
+        SKIPPED = "skipped", "Skipped"
+        FAILED = "failed", "Failed"
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="events")
+    run = models.ForeignKey(
+        SyncRun, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    direction = models.CharField(max_length=20, choices=SyncRun.Direction.choices)
+    email = models.CharField(max_length=254, blank=True, db_index=True)
+    record_id = models.CharField(max_length=64, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    reason = models.TextField(blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+
+class PendingChange(models.Model):
+    """A change received from either side, applied in order by one worker at a time."""
+
+    class Source(models.TextChoices):
+        PIPEDRIVE = "pipedrive", "Pipedrive webhook"
+        SNOVIO = "snovio", "Snov.io webhook"
+        CATCH_UP = "catch_up", "Scheduled catch-up"
+
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="pending_changes"
+    )
+    source = models.CharField(max_length=20, choices=Source.choices)
+    kind = models.CharField(max_length=50)
+    # Idempotency key of the delivery: a duplicate delivery is stored once.
+    dedupe_key = models.CharField(max_length=200)
+    payload = models.JSONField(default=dict)
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["received_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "dedupe_key"], name="unique_pending_delivery"
+            )
+        ]
+
+
+class RateWindow(models.Model):
+    """Requests counted per remote account and time window, shared by every worker."""
+
+    key = models.CharField(max_length=200)
+    window_start = models.BigIntegerField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["key", "window_start"], name="unique_rate_window")
+        ]

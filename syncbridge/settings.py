@@ -1,0 +1,134 @@
+"""SyncBridge settings. Every value comes from the environment (see README and .env.example)."""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env("SECRET_KEY", default="dev-insecure-change-me" if DEBUG else None)
+if not SECRET_KEY:
+    # Tests and the demo set DEBUG or SECRET_KEY; production must choose its own key.
+    SECRET_KEY = "insecure-default-set-SECRET_KEY"
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "integrations",
+    "automations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "syncbridge.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+WSGI_APPLICATION = "syncbridge.wsgi.application"
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The demo runs web, worker and sandbox against one SQLite file: wait instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "integrations:list"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+# Tokens and API secrets are encrypted at rest with this key (Fernet, urlsafe base64, 32 bytes).
+FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY", default="")
+
+# The address remote services use to reach this installation (OAuth redirect, webhooks).
+PUBLIC_URL = env("PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+PIPEDRIVE_CLIENT_ID = env("PIPEDRIVE_CLIENT_ID", default="syncbridge-demo-client")
+PIPEDRIVE_CLIENT_SECRET = env("PIPEDRIVE_CLIENT_SECRET", default="syncbridge-demo-secret")
+PIPEDRIVE_REDIRECT_URI = env(
+    "PIPEDRIVE_REDIRECT_URI", default=f"{PUBLIC_URL}/connect/pipedrive/callback/"
+)
+PIPEDRIVE_OAUTH_URL = env("PIPEDRIVE_OAUTH_URL", default="https://oauth.pipedrive.com").rstrip("/")
+# Only used for connections made with a plain API token (legacy): OAuth hands out api_domain.
+PIPEDRIVE_API_URL = env("PIPEDRIVE_API_URL", default="https://api.pipedrive.com").rstrip("/")
+PIPEDRIVE_BURST_LIMIT = env.int("PIPEDRIVE_BURST_LIMIT", default=80)  # requests per 2 s (Lite)
+SNOVIO_API_URL = env("SNOVIO_API_URL", default="https://api.snov.io").rstrip("/")
+SNOVIO_RATE_LIMIT = env.int("SNOVIO_RATE_LIMIT", default=60)  # requests per minute
+
+HTTP_TIMEOUT = env.float("HTTP_TIMEOUT", default=15.0)
+HTTP_MAX_RETRIES = env.int("HTTP_MAX_RETRIES", default=4)
+HTTP_BACKOFF = env.float("HTTP_BACKOFF", default=0.5)
+HTTP_MAX_WAIT = env.float("HTTP_MAX_WAIT", default=60.0)  # longest sleep on a 429 before giving up
+
+# Sandbox simulators (demo, end-to-end tests, benchmarks).
+SANDBOX_STATE_FILE = env("SANDBOX_STATE_FILE", default=str(BASE_DIR / "var" / "sandbox.json"))
+SANDBOX_PIPEDRIVE_API_TOKEN = env("SANDBOX_PIPEDRIVE_API_TOKEN", default="sandbox-pipedrive-token")
+SANDBOX_SNOVIO_CLIENT_ID = env("SANDBOX_SNOVIO_CLIENT_ID", default="sandbox-snovio-user")
+SANDBOX_SNOVIO_CLIENT_SECRET = env("SANDBOX_SNOVIO_CLIENT_SECRET", default="sandbox-snovio-secret")
+
+REDIS_URL = env("REDIS_URL", default="")
+Q_CLUSTER = {
+    "name": "syncbridge",
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": 600,
+    "retry": 900,
+    "max_attempts": 3,
+    "poll": 0.2,
+    "catch_up": False,
+    "save_limit": 1000,
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+Q_CLUSTER["sync"] = env.bool("Q_SYNC", default=False)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+}
