@@ -1,0 +1,96 @@
+"""`make demo`: migrate, create the demo login, start sandbox + web server + worker."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
+
+
+class Command(BaseCommand):
+    help = "Run the whole demo locally: sandbox (8765), web server (8000) and a worker."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--web-port", type=int, default=8000)
+        parser.add_argument("--sandbox-port", type=int, default=8765)
+        parser.add_argument("--startup-timeout", type=float, default=60)
+
+    def handle(self, *args, **options):
+        web, box = options["web_port"], options["sandbox_port"]
+        sandbox_url = f"http://127.0.0.1:{box}"
+        web_url = f"http://127.0.0.1:{web}"
+        call_command("migrate", interactive=False, verbosity=0)
+        self._demo_login()
+        env = self._child_env(sandbox_url, web_url)
+        manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+        procs = {
+            "sandbox": subprocess.Popen([*manage, "sandbox", "--port", str(box)], env=env),
+            "web": subprocess.Popen(
+                [*manage, "runserver", f"127.0.0.1:{web}", "--noreload"], env=env
+            ),
+            "worker": subprocess.Popen([*manage, "qcluster"], env=env),
+        }
+        try:
+            self._wait_ready([f"{sandbox_url}/", f"{web_url}/accounts/login/"], procs, options)
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"\nSyncBridge demo is running.\n"
+                    f"  Open        {web_url}/  (login: {DEMO_USER} / {DEMO_PASSWORD})\n"
+                    f"  Sandbox     {sandbox_url}/  (fire campaign events, demo credentials)\n"
+                    f"  Admin       {web_url}/admin/\n"
+                    f"Press Ctrl-C to stop all three.\n"
+                )
+            )
+            while all(p.poll() is None for p in procs.values()):
+                time.sleep(0.5)
+            dead = [name for name, p in procs.items() if p.poll() is not None]
+            raise CommandError(f"{', '.join(dead)} stopped; shutting the demo down")
+        except KeyboardInterrupt:
+            self.stdout.write("\nStopping...")
+        finally:
+            for proc in procs.values():
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGINT)
+            for proc in procs.values():
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+    def _demo_login(self) -> None:
+        users = get_user_model().objects
+        if not users.filter(username=DEMO_USER).exists():
+            users.create_superuser(DEMO_USER, "demo@example.com", DEMO_PASSWORD)
+
+    def _child_env(self, sandbox_url: str, web_url: str) -> dict:
+        env = dict(os.environ)
+        env.setdefault("DEBUG", "true")
+        env.setdefault("PUBLIC_URL", web_url)
+        env.setdefault("PIPEDRIVE_OAUTH_URL", f"{sandbox_url}/pipedrive")
+        env.setdefault("PIPEDRIVE_API_URL", f"{sandbox_url}/pipedrive")
+        env.setdefault("SNOVIO_API_URL", f"{sandbox_url}/snovio")
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def _wait_ready(self, urls: list[str], procs: dict, options: dict) -> None:
+        deadline = time.monotonic() + options["startup_timeout"]
+        pending = list(urls)
+        while pending:
+            if time.monotonic() > deadline:
+                raise CommandError(f"not ready after {options['startup_timeout']} s: {pending}")
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    raise CommandError(f"{name} exited with code {proc.returncode}")
+            try:
+                urllib.request.urlopen(pending[0], timeout=2)
+                pending.pop(0)
+            except OSError:
+                time.sleep(0.3)
