@@ -10,10 +10,8 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env("SECRET_KEY", default="dev-insecure-change-me" if DEBUG else None)
-if not SECRET_KEY:
-    # Tests and the demo set DEBUG or SECRET_KEY; production must choose its own key.
-    SECRET_KEY = "insecure-default-set-SECRET_KEY"
+# The default only suits the demo and tests; `manage.py check --deploy` flags it in production.
+SECRET_KEY = env("SECRET_KEY", default="django-insecure-syncbridge-demo-key-change-me")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
