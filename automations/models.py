@@ -31,7 +31,9 @@ class Scenario(models.Model):
     class Meta:
         ordering = ["created_at", "pk"]
         constraints = [
-            models.UniqueConstraint(fields=["integration", "trigger"], name="one_scenario_per_trigger")
+            models.UniqueConstraint(
+                fields=["integration", "trigger"], name="one_scenario_per_trigger"
+            )
         ]
 
     def __str__(self) -> str:
@@ -85,6 +87,9 @@ class AutomationRun(models.Model):
             models.UniqueConstraint(fields=["integration", "event_key"], name="event_runs_once")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.get_trigger_display()} for {self.email or self.event_key}"
+
 
 class ActionOutcome(models.Model):
     class Outcome(models.TextChoices):
@@ -102,3 +107,6 @@ class ActionOutcome(models.Model):
 
     class Meta:
         ordering = ["position", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.outcome}"

@@ -26,7 +26,9 @@ def decrypt(token: str) -> str:
     try:
         return _fernet().decrypt(token.encode()).decode()
     except InvalidToken as exc:
-        raise ValueError("cannot decrypt: FIELD_ENCRYPTION_KEY changed since it was stored") from exc
+        raise ValueError(
+            "cannot decrypt: FIELD_ENCRYPTION_KEY changed since it was stored"
+        ) from exc
 
 
 class EncryptedTextField(models.TextField):

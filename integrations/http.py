@@ -132,7 +132,9 @@ def raise_for_status(response: requests.Response, remote: str) -> None:
     message += f"{response.status_code}{': ' + detail if detail else ''}"
     if response.status_code in (401, 403):
         raise AuthError(message, remote=remote, status=response.status_code, body=body)
-    raise RemoteError(message, remote=remote, status=response.status_code, permanent=True, body=body)
+    raise RemoteError(
+        message, remote=remote, status=response.status_code, permanent=True, body=body
+    )
 
 
 def _retry_after(response: requests.Response) -> float:

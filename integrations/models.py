@@ -87,7 +87,9 @@ class Integration(models.Model):
     snovio = models.ForeignKey(
         Connection, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    direction = models.CharField(max_length=20, choices=Direction.choices, default=Direction.TWO_WAY)
+    direction = models.CharField(
+        max_length=20, choices=Direction.choices, default=Direction.TWO_WAY
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PAUSED)
     status_reason = models.TextField(blank=True)
     # Step 3: data exchange.
@@ -144,6 +146,9 @@ class StatusChange(models.Model):
     class Meta:
         ordering = ["-at", "-pk"]
 
+    def __str__(self) -> str:
+        return f"{self.from_status} → {self.to_status}"
+
 
 class ListSelection(models.Model):
     """A Snov.io list chosen to send prospects (used when `all_lists` is off)."""
@@ -158,6 +163,9 @@ class ListSelection(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["integration", "list_id"], name="unique_list_choice")
         ]
+
+    def __str__(self) -> str:
+        return self.list_name or self.list_id
 
 
 class FieldMapping(models.Model):
@@ -185,6 +193,10 @@ class FieldMapping(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        left = self.snovio_label or self.snovio_field
+        return f"{left} ↔ {self.pipedrive_label or self.pipedrive_field}"
+
 
 class ConstantField(models.Model):
     """A fixed value stamped into one field of every record a side receives."""
@@ -201,6 +213,9 @@ class ConstantField(models.Model):
                 fields=["integration", "side", "field_key"], name="unique_constant_per_field"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.get_side_display()}: {self.field_label or self.field_key} = {self.value}"
 
 
 class RemoteCatalog(models.Model):
@@ -224,6 +239,9 @@ class RemoteCatalog(models.Model):
             models.UniqueConstraint(fields=["integration", "kind"], name="unique_catalog_kind")
         ]
 
+    def __str__(self) -> str:
+        return self.get_kind_display()
+
 
 class RecordLink(models.Model):
     """A Snov.io prospect and the Pipedrive person it is synced with, keyed by email."""
@@ -245,6 +263,9 @@ class RecordLink(models.Model):
             models.Index(fields=["integration", "pipedrive_person_id"]),
             models.Index(fields=["integration", "snovio_prospect_id"]),
         ]
+
+    def __str__(self) -> str:
+        return self.email
 
 
 class SyncRun(models.Model):
@@ -288,11 +309,15 @@ class SyncRun(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
 
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()} #{self.pk}"
+
     def summary(self) -> str:
         return (
             f"created={self.created} updated={self.updated} unchanged={self.unchanged} "
             f"conflicts={self.conflicts} skipped={self.skipped} failed={self.failed}"
         )
+
 
 
 class SyncEvent(models.Model):
@@ -319,6 +344,9 @@ class SyncEvent(models.Model):
 
     class Meta:
         ordering = ["-at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.email or self.record_id}: {self.outcome}"
 
 
 class PendingChange(models.Model):
@@ -349,6 +377,9 @@ class PendingChange(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.source} {self.kind} #{self.pk}"
+
 
 class RateWindow(models.Model):
     """Requests counted per remote account and time window, shared by every worker."""
@@ -361,3 +392,6 @@ class RateWindow(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["key", "window_start"], name="unique_rate_window")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.key}@{self.window_start}"

@@ -88,7 +88,7 @@ table{{border-collapse:collapse}}td{{border:1px solid #ccd;padding:.2rem .6rem}}
 label{{display:block;margin:.5rem 0}}</style></head><body>
 <h1>SyncBridge sandbox</h1>
 <p>Simulated Pipedrive and Snov.io for trying SyncBridge without real accounts.</p>
-{f'<p class="notice" id="notice">{e(notice)}</p>' if notice else ''}
+{f'<p class="notice" id="notice">{e(notice)}</p>' if notice else ""}
 <h2>Demo credentials</h2>
 <ul><li>Pipedrive: connect with OAuth (consent page here) — legacy API token
 <code>{e(settings.SANDBOX_PIPEDRIVE_API_TOKEN)}</code></li>
@@ -101,5 +101,5 @@ API Secret <code>{e(settings.SANDBOX_SNOVIO_CLIENT_SECRET)}</code></li></ul>
 <label>Campaign name <input name="campaign" value="Demo outreach"></label>
 <button type="submit">Fire event</button></form>
 <h2>State</h2><table>{rows}</table>
-<h2>Latest webhook deliveries</h2><ul id="deliveries">{deliveries or '<li>none yet</li>'}</ul>
+<h2>Latest webhook deliveries</h2><ul id="deliveries">{deliveries or "<li>none yet</li>"}</ul>
 </body></html>"""
