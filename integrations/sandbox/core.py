@@ -222,7 +222,11 @@ class Sandbox:
             response.headers.update(headers)
             if request.method != "GET":
                 self.save()
-            return response
+        # Webhooks go out after the lock is released: the app may call back while handling one.
+        flush = getattr(self.remotes[remote], "flush_webhooks", None)
+        if flush:
+            flush()
+        return response
 
     def handle_url(self, method: str, url: str, headers: dict, body: bytes) -> SandboxResponse:
         """Route a full URL (as a client would send it) to the right simulator."""
