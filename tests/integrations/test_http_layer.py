@@ -1,0 +1,208 @@
+"""HttpClient (retries, 429 waits, error kinds) and RateLimiter, with `responses` mocks."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+import responses
+
+from integrations.http import AuthError, HttpClient, RateLimited, RemoteError, raise_for_status
+from integrations.ratelimit import RateLimiter
+from tests.integrations.pipedrive_support import FakeClock
+
+URL = "https://api.remote.test/v1/things"
+
+
+@pytest.fixture
+def mocked():
+    with responses.RequestsMock() as rsps:
+        yield rsps
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(start=1_000_000.0)
+
+
+@pytest.fixture
+def http(clock):
+    return HttpClient(
+        "remote", timeout=1, max_retries=3, backoff=0.5, max_wait=60, sleep=clock.sleep
+    )
+
+
+def answer(rsps, *replies: tuple[int, dict]) -> None:
+    for status, headers in replies:
+        rsps.add(responses.GET, URL, json={"ok": status < 400}, status=status, headers=headers)
+
+
+# --- 429 --------------------------------------------------------------------------------------
+def test_retry_after_is_honoured_before_retrying(mocked, http, clock):
+    answer(mocked, (429, {"Retry-After": "3"}), (200, {}))
+
+    assert http.request("GET", URL).status_code == 200
+
+    assert clock.slept == [3.0] and http.calls == 2
+
+
+def test_x_ratelimit_reset_is_honoured_when_there_is_no_retry_after(mocked, http, clock):
+    answer(mocked, (429, {"x-ratelimit-reset": "1.5", "x-ratelimit-remaining": "0"}), (200, {}))
+
+    http.request("GET", URL)
+
+    assert clock.slept == [1.5]
+
+
+def test_a_wait_longer_than_max_wait_raises_rate_limited_at_once(mocked, http, clock):
+    answer(mocked, (429, {"Retry-After": "120"}))
+
+    with pytest.raises(RateLimited) as limited:
+        http.request("GET", URL)
+
+    assert limited.value.retry_after == 120 and limited.value.limit == "burst limit"
+    assert not limited.value.permanent and clock.slept == []
+
+
+def test_an_exhausted_daily_budget_is_named_as_such(mocked, http):
+    answer(mocked, (429, {"Retry-After": "3600", "x-daily-requests-left": "0"}))
+
+    with pytest.raises(RateLimited) as limited:
+        http.request("GET", URL)
+
+    assert limited.value.limit == "daily budget"
+
+
+def test_429s_that_never_end_give_up_after_the_retries(mocked, http, clock):
+    answer(mocked, *[(429, {"Retry-After": "1"})] * 4)
+
+    with pytest.raises(RateLimited):
+        http.request("GET", URL)
+
+    assert http.calls == 4 and clock.slept == [1.0, 1.0, 1.0]
+
+
+# --- 5xx, timeouts, connection errors --------------------------------------------------------
+def test_5xx_is_retried_with_growing_backoff(mocked, http, clock):
+    answer(mocked, (500, {}), (502, {}), (200, {}))
+
+    assert http.request("GET", URL).status_code == 200
+
+    assert clock.slept == [0.5, 1.0]
+
+
+def test_5xx_after_every_retry_is_a_temporary_remote_error(mocked, http):
+    answer(mocked, *[(503, {})] * 4)
+
+    with pytest.raises(RemoteError) as failed:
+        http.request("GET", URL)
+
+    assert failed.value.status == 503 and not failed.value.permanent
+    assert http.calls == 4
+
+
+@pytest.mark.parametrize("error", [requests.Timeout, requests.ConnectionError])
+def test_timeouts_and_connection_errors_are_retried_then_reported(mocked, http, error):
+    for _ in range(4):
+        mocked.add(responses.GET, URL, body=error("boom"))
+
+    with pytest.raises(RemoteError) as failed:
+        http.request("GET", URL)
+
+    assert not failed.value.permanent and http.calls == 4
+
+
+def test_a_timeout_followed_by_success_returns_the_answer(mocked, http):
+    mocked.add(responses.GET, URL, body=requests.Timeout("slow"))
+    answer(mocked, (200, {}))
+
+    assert http.request("GET", URL).json() == {"ok": True}
+
+
+def test_4xx_is_returned_without_retrying(mocked, http):
+    answer(mocked, (422, {}))
+
+    assert http.request("GET", URL).status_code == 422
+    assert http.calls == 1
+
+
+def test_the_limiter_is_asked_before_every_attempt(mocked, http):
+    asked = []
+
+    class CountingLimiter:
+        def acquire(self) -> float:
+            asked.append(1)
+            return 0.0
+
+    http.limiter = CountingLimiter()
+    answer(mocked, (500, {}), (200, {}))
+
+    http.request("GET", URL)
+
+    assert len(asked) == 2
+
+
+# --- raise_for_status -------------------------------------------------------------------------
+@pytest.mark.parametrize(("status", "kind"), [(400, RemoteError), (404, RemoteError)])
+def test_client_errors_are_permanent(mocked, status, kind):
+    mocked.add(responses.GET, URL, json={"error": "Bad field"}, status=status)
+    response = requests.get(URL, timeout=1)
+
+    with pytest.raises(kind) as failed:
+        raise_for_status(response, "remote")
+
+    assert failed.value.permanent and failed.value.status == status
+    assert "Bad field" in str(failed.value) and not isinstance(failed.value, AuthError)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_credentials_are_a_permanent_auth_error(mocked, status):
+    mocked.add(responses.GET, URL, json={"error": "unauthorized"}, status=status)
+
+    with pytest.raises(AuthError) as failed:
+        raise_for_status(requests.get(URL, timeout=1), "remote")
+
+    assert failed.value.permanent
+
+
+def test_success_passes_raise_for_status(mocked):
+    answer(mocked, (201, {}))
+
+    raise_for_status(requests.get(URL, timeout=1), "remote")
+
+
+# --- RateLimiter ------------------------------------------------------------------------------
+def sent_in_any_window(times: list[float], period: float) -> int:
+    """The most requests any rolling window of `period` seconds saw."""
+    return max(sum(1 for t in times if start - period < t <= start) for start in times)
+
+
+@pytest.mark.django_db
+def test_rate_limiter_never_lets_a_rolling_window_exceed_the_limit(clock):
+    limiter = RateLimiter("test:burst", limit=20, period=2.0, sleep=clock.sleep, clock=clock)
+    times = []
+
+    for _ in range(100):
+        limiter.acquire()
+        times.append(clock())
+
+    assert sent_in_any_window(times, 2.0) <= 20
+    # Nor does it crawl: 20 // 5 = 4 per half-second slice, so 100 take 12.5 s at most.
+    assert times[-1] - times[0] <= 12.5
+
+
+@pytest.mark.django_db
+def test_rate_limiter_waits_only_when_the_slice_is_full(clock):
+    limiter = RateLimiter("test:waits", limit=10, period=2.0, sleep=clock.sleep, clock=clock)
+
+    waits = [limiter.acquire() for _ in range(3)]
+
+    assert waits[:2] == [0.0, 0.0] and waits[2] > 0  # 10 // 5 = 2 per half-second slice
+
+
+@pytest.mark.django_db
+def test_rate_limiters_of_different_accounts_do_not_share_a_budget(clock):
+    first = RateLimiter("test:a", limit=5, period=2.0, sleep=clock.sleep, clock=clock)
+    second = RateLimiter("test:b", limit=5, period=2.0, sleep=clock.sleep, clock=clock)
+
+    assert first.acquire() == 0.0 and second.acquire() == 0.0
+    assert first.acquire() > 0  # a's slice holds one, b's use does not count against it
