@@ -1,4 +1,38 @@
 from django.urls import path
 
+from integrations import views
+
 app_name = "integrations"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.integration_list, name="list"),
+    path("integrations/new/", views.integration_new, name="new"),
+    path("integrations/<int:pk>/", views.integration_detail, name="detail"),
+    path("integrations/<int:pk>/connect/", views.connect, name="connect"),
+    path(
+        "integrations/<int:pk>/connect/pipedrive/",
+        views.connect_pipedrive,
+        name="connect_pipedrive",
+    ),
+    path("integrations/<int:pk>/connect/snovio/", views.connect_snovio, name="connect_snovio"),
+    path(
+        "integrations/<int:pk>/disconnect/<str:provider>/",
+        views.disconnect,
+        name="disconnect",
+    ),
+    # The OAuth callback registered with Pipedrive (settings.PIPEDRIVE_REDIRECT_URI).
+    path("connect/pipedrive/callback/", views.pipedrive_callback, name="pipedrive_callback"),
+    path("integrations/<int:pk>/direction/", views.direction, name="direction"),
+    path("integrations/<int:pk>/data/", views.data_exchange, name="data"),
+    path("integrations/<int:pk>/constants/", views.constants, name="constants"),
+    path("integrations/<int:pk>/automations/", views.automations, name="automations"),
+    path("integrations/<int:pk>/launch/", views.launch, name="launch"),
+    path("integrations/<int:pk>/transfer/", views.transfer, name="transfer"),
+    path(
+        "integrations/<int:pk>/transfer/<int:run_pk>/",
+        views.transfer_run,
+        name="transfer_run",
+    ),
+    path("integrations/<int:pk>/settings/", views.settings_page, name="settings"),
+    path("integrations/<int:pk>/status/", views.change_status, name="status"),
+    path("integrations/<int:pk>/refresh/", views.refresh, name="refresh"),
+]

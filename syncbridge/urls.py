@@ -7,5 +7,6 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("automations/", include("automations.urls")),
+    path("", include("integrations.sync_urls")),
     path("", include("integrations.urls")),
 ]

@@ -17,6 +17,9 @@ def _sandbox_settings(settings, url: str) -> None:
     settings.PIPEDRIVE_API_URL = f"{url}/pipedrive"
     settings.SNOVIO_API_URL = f"{url}/snovio"
     settings.HTTP_BACKOFF = 0.01
+    # The client-side limiters have their own tests; elsewhere they would only add waiting.
+    settings.PIPEDRIVE_BURST_LIMIT = 1_000_000
+    settings.SNOVIO_RATE_LIMIT = 1_000_000
     settings.HTTP_MAX_WAIT = 5
 
 
@@ -60,6 +63,12 @@ def empty_sandbox(settings):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         with serve_in_process(make_sandbox(settings, seed=False), rsps) as box:
             yield box
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Hashing passwords properly costs ~0.6 s per user; tests do not need that strength."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

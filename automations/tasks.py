@@ -1,0 +1,15 @@
+"""django-q2 task entry points: thin wrappers around the engine."""
+
+from __future__ import annotations
+
+from automations import engine
+from automations.models import AutomationRun
+
+
+def run_contact_queue(run_id: int) -> str:
+    """Run an automation run (and the other held runs of its contact, in order)."""
+    try:
+        run = engine.run_automations(run_id)
+    except AutomationRun.DoesNotExist:
+        return f"run {run_id} no longer exists"
+    return f"run {run.pk}: {run.status}"

@@ -1,0 +1,222 @@
+"""Admin for support staff: see every integration, its settings, runs and events.
+
+Tokens, API secrets and webhook credentials are never shown. Status changes go through
+`services` (admin actions), so each one is recorded like any other.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from integrations import services
+from integrations.models import (
+    Connection,
+    ConstantField,
+    FieldMapping,
+    Integration,
+    ListSelection,
+    PendingChange,
+    RateWindow,
+    RecordLink,
+    RemoteCatalog,
+    StatusChange,
+    SyncEvent,
+    SyncRun,
+)
+
+SECRET_FIELDS = ("client_secret", "access_token", "refresh_token")
+INTEGRATION_SECRETS = ("webhook_secret", "pipedrive_webhook_user", "pipedrive_webhook_password")
+
+
+class ReadOnlyMixin:
+    """Records written by the engine: support staff look, they do not edit."""
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Connection)
+class ConnectionAdmin(admin.ModelAdmin):
+    list_display = (
+        "__str__",
+        "owner",
+        "provider",
+        "auth_kind",
+        "status",
+        "expires_at",
+        "updated_at",
+    )
+    list_filter = ("provider", "auth_kind", "status")
+    search_fields = ("account_name", "account_id", "owner__username", "owner__email")
+    exclude = SECRET_FIELDS
+    readonly_fields = (
+        "owner",
+        "provider",
+        "auth_kind",
+        "account_id",
+        "api_domain",
+        "client_id",
+        "expires_at",
+        "status",
+        "last_error",
+        "has_token",
+        "created_at",
+        "updated_at",
+    )
+
+    @admin.display(boolean=True, description="Token stored")
+    def has_token(self, obj: Connection) -> bool:
+        return bool(obj.access_token or obj.client_secret)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+class StatusChangeInline(ReadOnlyMixin, admin.TabularInline):
+    model = StatusChange
+    extra = 0
+    fields = ("at", "from_status", "to_status", "changed_by", "reason")
+    readonly_fields = fields
+    can_delete = False
+
+
+class ListSelectionInline(admin.TabularInline):
+    model = ListSelection
+    extra = 0
+
+
+class FieldMappingInline(admin.TabularInline):
+    model = FieldMapping
+    extra = 0
+    fields = (
+        "snovio_field",
+        "snovio_label",
+        "pipedrive_field",
+        "pipedrive_label",
+        "data_type",
+        "is_system",
+    )
+    readonly_fields = ("is_system",)
+
+
+class ConstantFieldInline(admin.TabularInline):
+    model = ConstantField
+    extra = 0
+
+
+@admin.register(Integration)
+class IntegrationAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "owner", "status", "direction", "launched_at", "updated_at")
+    list_filter = ("status", "direction")
+    search_fields = ("name", "owner__username", "owner__email")
+    exclude = INTEGRATION_SECRETS
+    readonly_fields = (
+        "owner",
+        "pipedrive",
+        "snovio",
+        "status",
+        "status_reason",
+        "launched_at",
+        "settings_version",
+        "pipedrive_webhook_ids",
+        "snovio_webhook_ids",
+        "pipedrive_synced_until",
+        "snovio_synced_until",
+        "created_at",
+        "updated_at",
+    )
+    inlines = (StatusChangeInline, ListSelectionInline, FieldMappingInline, ConstantFieldInline)
+    actions = ("pause_selected", "resume_selected")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if change:  # an edit here restarts real-time sync like an edit on the settings page
+            services.settings_saved(form.instance, request.user)
+
+    @admin.action(description="Pause selected integrations")
+    def pause_selected(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
+        paused = sum(services.pause(i, request.user, "Paused by support staff") for i in queryset)
+        self.message_user(request, f"{paused} integration(s) paused.")
+
+    @admin.action(description="Resume selected integrations (settings are checked)")
+    def resume_selected(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
+        for integration in queryset:
+            problems = services.resume(integration, request.user)
+            if problems:
+                self.message_user(
+                    request,
+                    f"{integration}: {services.problems_summary(problems)}",
+                    level=messages.WARNING,
+                )
+        self.message_user(request, "Done.")
+
+
+@admin.register(StatusChange)
+class StatusChangeAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("integration", "from_status", "to_status", "changed_by", "at", "reason")
+    list_filter = ("to_status",)
+    search_fields = ("integration__name", "reason")
+
+
+@admin.register(RemoteCatalog)
+class RemoteCatalogAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("integration", "kind", "item_count", "refreshed_at")
+    list_filter = ("kind",)
+
+    @admin.display(description="Items")
+    def item_count(self, obj: RemoteCatalog) -> int:
+        return len(obj.items or [])
+
+
+@admin.register(RecordLink)
+class RecordLinkAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = (
+        "email",
+        "integration",
+        "snovio_prospect_id",
+        "pipedrive_person_id",
+        "updated_at",
+    )
+    search_fields = ("email", "snovio_prospect_id")
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = (
+        "pk",
+        "integration",
+        "direction",
+        "source_app",
+        "dry_run",
+        "status",
+        "done",
+        "total",
+        "created_at",
+    )
+    list_filter = ("status", "direction", "dry_run")
+
+
+@admin.register(SyncEvent)
+class SyncEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("at", "integration", "direction", "email", "outcome", "reason")
+    list_filter = ("outcome", "direction")
+    search_fields = ("email", "record_id", "reason")
+
+
+@admin.register(PendingChange)
+class PendingChangeAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("received_at", "integration", "source", "kind", "processed_at", "outcome")
+    list_filter = ("source", "kind")
+
+
+@admin.register(RateWindow)
+class RateWindowAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("key", "window_start", "count")

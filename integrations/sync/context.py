@@ -1,0 +1,312 @@
+"""What every sync operation of one integration shares: clients, mapping spec, links, events.
+
+Not pure (it reads the database and builds API clients); the decisions it feeds are made by
+the pure modules `mapping`, `matching` and `conflicts`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.utils import timezone
+
+from integrations import fieldspec as fs
+from integrations.models import (
+    ConstantField,
+    Integration,
+    Provider,
+    RecordLink,
+    RemoteCatalog,
+    SyncEvent,
+    SyncRun,
+)
+from integrations.sync import echo
+from integrations.sync.mapping import (
+    Constant,
+    MappingSpec,
+    Pair,
+    pipedrive_field_facts,
+    system_pairs,
+)
+from integrations.sync.matching import normalise_email
+
+log = logging.getLogger(__name__)
+
+TO_PIPEDRIVE = SyncRun.Direction.TO_PIPEDRIVE
+TO_SNOVIO = SyncRun.Direction.TO_SNOVIO
+Outcome = SyncEvent.Outcome
+
+
+def pairs_for(integration: Integration) -> list[Pair]:
+    """The integration's field pairs (the system pairs when none were stored)."""
+    rows = list(integration.field_mappings.all())
+    if not rows:
+        return system_pairs()
+    return [
+        Pair(r.snovio_field, r.pipedrive_field, r.data_type or fs.TEXT, r.pipedrive_label)
+        for r in rows
+    ]
+
+
+def build_spec(
+    integration: Integration, pipedrive_fields: Iterable[dict] | None = None
+) -> MappingSpec:
+    """The mapping spec of an integration, from its settings and the stored catalogue."""
+    constants = list(ConstantField.objects.filter(integration=integration))
+    if pipedrive_fields is None:
+        row = RemoteCatalog.objects.filter(
+            integration=integration, kind=RemoteCatalog.Kind.PIPEDRIVE_FIELDS
+        ).first()
+        pipedrive_fields = row.items if row else []
+    pipedrive_fields = list(pipedrive_fields)
+    options, types = pipedrive_field_facts(pipedrive_fields)
+    labels = {f.key: f.label for f in (*fs.SNOVIO_STANDARD_FIELDS, *fs.PIPEDRIVE_STANDARD_FIELDS)}
+    labels.update({f["key"]: f["name"] for f in pipedrive_fields if f.get("key") and f.get("name")})
+    for row in integration.field_mappings.all():
+        labels[row.snovio_field] = row.snovio_label or labels.get(row.snovio_field, "")
+        labels[row.pipedrive_field] = row.pipedrive_label or labels.get(row.pipedrive_field, "")
+    for c in constants:
+        labels[c.field_key] = c.field_label or labels.get(c.field_key) or c.field_key
+    for key in list(labels):
+        name = fs.snovio_custom_name(key)
+        if name and not labels[key]:
+            labels[key] = name
+    return MappingSpec(
+        pairs=pairs_for(integration),
+        pipedrive_constants=[
+            Constant(c.field_key, c.value, c.field_label)
+            for c in constants
+            if c.side == Provider.PIPEDRIVE
+        ],
+        snovio_constants=[
+            Constant(c.field_key, c.value, c.field_label)
+            for c in constants
+            if c.side == Provider.SNOVIO
+        ],
+        owner_id=integration.pipedrive_owner_id,
+        target_list_id=integration.target_list_id,
+        pipedrive_options=options,
+        pipedrive_types=types,
+        labels={k: v for k, v in labels.items() if v},
+    )
+
+
+def _needs_field_facts(spec: MappingSpec) -> bool:
+    keys = [p.pipedrive for p in spec.pairs if fs.is_pipedrive_custom_key(p.pipedrive)]
+    keys += [c.field for c in spec.pipedrive_constants]
+    return any(k not in spec.pipedrive_types for k in keys)
+
+
+class Organizations:
+    """Pipedrive organizations by name, listed once, created when missing.
+
+    Pipedrive persons carry `org_id`; the Snov.io side has a company *name*. The client's
+    organization methods are optional: without them the company pair is reported as not
+    written instead of failing the record.
+    """
+
+    def __init__(self, client: Any, owner_id: int | None = None):
+        self.client = client
+        self.owner_id = owner_id
+        self._by_name: dict[str, int] | None = None
+        self.names: dict[str, str] = {}
+
+    @property
+    def supported(self) -> bool:
+        return hasattr(self.client, "iter_organizations") and hasattr(
+            self.client, "create_organization"
+        )
+
+    def load(self) -> None:
+        if self._by_name is not None or not self.supported:
+            return
+        self._by_name = {}
+        for org in self.client.iter_organizations():
+            self._remember(org)
+
+    def _remember(self, org: dict) -> None:
+        name = str(org.get("name") or "").strip()
+        if not name or org.get("id") is None:
+            return
+        self.names[str(org["id"])] = name
+        assert self._by_name is not None
+        self._by_name.setdefault(name.casefold(), int(org["id"]))
+
+    def id_for(self, name: str) -> int | None:
+        if not self.supported or not name:
+            return None
+        self.load()
+        assert self._by_name is not None
+        found = self._by_name.get(name.strip().casefold())
+        if found is None:
+            data = {"name": name.strip()}
+            if self.owner_id:
+                data["owner_id"] = self.owner_id
+            org = self.client.create_organization(data)
+            self._remember(org)
+            found = int(org["id"])
+        return found
+
+    def name_of(self, org_id: Any) -> str | None:
+        """The name of an organization: one lookup if the client can, else the listing."""
+        if not org_id:
+            return None
+        if isinstance(org_id, dict):
+            return org_id.get("name")
+        if str(org_id) not in self.names and self.supported:
+            getter = getattr(self.client, "get_organization", None)
+            if getter is None:
+                self.load()
+            else:
+                org = getter(int(org_id)) or {}
+                if org.get("name"):
+                    self.names[str(org_id)] = str(org["name"])
+        return self.names.get(str(org_id))
+
+
+class SyncContext:
+    """One integration's clients, spec and record links, for one transfer or change."""
+
+    def __init__(self, integration: Integration, pipedrive: Any = None, snovio: Any = None):
+        from integrations.pipedrive.client import PipedriveClient
+        from integrations.snovio.client import SnovioClient
+
+        self.integration = integration
+        self.pipedrive = pipedrive or PipedriveClient.for_connection(integration.pipedrive)
+        self.snovio = snovio or SnovioClient.for_connection(integration.snovio)
+        self.spec = build_spec(integration)
+        if _needs_field_facts(self.spec):
+            self.spec = build_spec(integration, self.pipedrive.list_person_fields())
+        self.orgs = Organizations(self.pipedrive, integration.pipedrive_owner_id)
+        if not self.orgs.supported:
+            self.spec.pairs = [p for p in self.spec.pairs if p.pipedrive != "org_id"]
+        self.spec.org_names = self.orgs.names
+        self._calls_at_start = self.api_calls
+
+    # --- API call accounting --------------------------------------------------------------
+    @property
+    def api_calls(self) -> int:
+        return self.pipedrive.http.calls + self.snovio.http.calls
+
+    @property
+    def calls_made(self) -> int:
+        return self.api_calls - self._calls_at_start
+
+    # --- Pipedrive organization names -------------------------------------------------------
+    @property
+    def maps_organization(self) -> bool:
+        return any(p.pipedrive == "org_id" for p in self.spec.pairs)
+
+    def person_org_names(self, persons: Iterable[dict]) -> None:
+        """Make sure the organization names of these persons are known (one listing)."""
+        if self.maps_organization and any(p.get("org_id") for p in persons):
+            self.orgs.load()
+
+    def person_org_name(self, person: dict) -> None:
+        if self.maps_organization and person.get("org_id"):
+            self.orgs.name_of(person["org_id"])
+
+    # --- links ------------------------------------------------------------------------------
+    def links(self) -> list[RecordLink]:
+        return list(RecordLink.objects.filter(integration=self.integration))
+
+    def link_for(
+        self,
+        *,
+        email: str = "",
+        person_id: int | None = None,
+        prospect_id: str = "",
+    ) -> RecordLink | None:
+        links = RecordLink.objects.filter(integration=self.integration)
+        if person_id:
+            found = links.filter(pipedrive_person_id=person_id).first()
+            if found:
+                return found
+        if prospect_id:
+            found = links.filter(snovio_prospect_id=str(prospect_id)).first()
+            if found:
+                return found
+        if email:
+            return links.filter(email=normalise_email(email)).first()
+        return None
+
+    def save_link(
+        self,
+        key: str,
+        *,
+        person_id: int | None = None,
+        prospect_id: str | None = None,
+        pipedrive_values: dict | None = None,
+        snovio_values: dict | None = None,
+    ) -> RecordLink:
+        """Create or update the link under `key` (the normalised email, or `snovio:<id>`)."""
+        link, created = RecordLink.objects.get_or_create(integration=self.integration, email=key)
+        if created and "@" in key:
+            # A contact that gained an email leaves its placeholder link (skip or no-email) behind.
+            placeholders = [f"pipedrive:{person_id}"] if person_id else []
+            placeholders += [f"snovio:{prospect_id}"] if prospect_id else []
+            RecordLink.objects.filter(integration=self.integration, email__in=placeholders).delete()
+        changed = []
+        if person_id and link.pipedrive_person_id != int(person_id):
+            link.pipedrive_person_id = int(person_id)
+            changed.append("pipedrive_person_id")
+        if prospect_id and link.snovio_prospect_id != str(prospect_id):
+            link.snovio_prospect_id = str(prospect_id)
+            changed.append("snovio_prospect_id")
+        if pipedrive_values is not None:
+            value = echo.pipedrive_fingerprint(pipedrive_values)
+            if link.pipedrive_fingerprint != value:
+                link.pipedrive_fingerprint = value
+                changed.append("pipedrive_fingerprint")
+        if snovio_values is not None:
+            value = echo.snovio_fingerprint(snovio_values)
+            if link.snovio_fingerprint != value:
+                link.snovio_fingerprint = value
+                changed.append("snovio_fingerprint")
+        if changed:
+            link.save(update_fields=[*changed, "updated_at"])
+        return link
+
+    # --- the record log ---------------------------------------------------------------------
+    def event(
+        self,
+        direction: str,
+        outcome: str,
+        *,
+        email: str = "",
+        record_id: Any = "",
+        reason: str = "",
+        changes: dict | None = None,
+        run: SyncRun | None = None,
+    ) -> SyncEvent:
+        return SyncEvent.objects.create(
+            integration=self.integration,
+            run=run,
+            direction=direction,
+            email=normalise_email(email),
+            record_id=str(record_id or ""),
+            outcome=outcome,
+            reason=reason[:2000],
+            changes=changes or {},
+            at=timezone.now(),
+        )
+
+    # --- Snov.io lists ----------------------------------------------------------------------
+    def sending_list_ids_from(self, lists: Iterable[dict], every: bool = False) -> list[str]:
+        """Ids of the Snov.io lists whose prospects go to Pipedrive (`every`: all lists).
+
+        `lists` is the answer of `get_user_lists()`; deleted lists are left out.
+        """
+        live = [str(x["id"]) for x in lists if not x.get("isDeleted")]
+        if every or self.integration.all_lists:
+            return live
+        chosen = {s.list_id for s in self.integration.list_selections.all()}
+        return [list_id for list_id in live if list_id in chosen]
+
+
+def link_key(email: str, prospect_id: Any = None) -> str:
+    """RecordLink key: the normalised email, or the Snov.io id for a prospect without one."""
+    email = normalise_email(email)
+    return email or f"snovio:{prospect_id}"

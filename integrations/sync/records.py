@@ -1,0 +1,289 @@
+"""Moving one record to the other side: create, update only what differs, or leave it.
+
+Shared by the manual transfer (receiving record found in a listing made once) and real-time
+sync (receiving record looked up for the one change). The decision is made by the pure
+functions; this module performs it through the clients and keeps the RecordLink current.
+The link's fingerprints are stored *before* each remote write, so the webhook that write
+causes is recognised as our own echo even when it arrives before the call returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from integrations.models import SyncEvent
+from integrations.sync import conflicts, echo, mapping
+from integrations.sync.context import TO_PIPEDRIVE, TO_SNOVIO, SyncContext, link_key
+
+Outcome = SyncEvent.Outcome
+NO_EMAIL = "No email: “Only contacts with an email” is on, and email is how contacts are matched."
+NO_EMAIL_SNOVIO = "No email: Snov.io keeps prospects by email, so a person without one is not sent."
+
+
+@dataclass
+class RecordResult:
+    outcome: str
+    email: str = ""
+    record_id: str = ""  # the sending record
+    target_id: str = ""  # the receiving record
+    reason: str = ""
+    merge: conflicts.Merge | None = None
+    created_values: dict | None = None
+    problems: list[str] = field(default_factory=list)
+    record: dict | None = None  # the receiving record after the write (None if not re-read)
+
+    @property
+    def conflict(self) -> bool:
+        return bool(self.merge and self.merge.conflicts)
+
+    def changes(self, labels: Mapping[str, str] | None = None) -> dict:
+        """What changed, JSON-able; each field entry carries the field's label."""
+        data: dict[str, Any] = self.merge.as_dict() if self.merge else {}
+        if self.created_values is not None:
+            data["fields"] = {k: {"old": None, "new": v} for k, v in self.created_values.items()}
+        for part in ("fields", "conflicts"):
+            for key, entry in data.get(part, {}).items():
+                entry["label"] = _label(key, labels)
+        if self.problems:
+            data["problems"] = self.problems
+        if self.target_id:
+            data["target_id"] = self.target_id
+        return data
+
+    def describe(self, labels: Mapping[str, str] | None = None) -> str:
+        if self.reason:
+            return self.reason
+        if self.outcome == Outcome.UPDATED and self.merge:
+            text = "Updated " + ", ".join(_label(k, labels) for k in self.merge.changes)
+        elif self.outcome == Outcome.CREATED:
+            text = "Created"
+        elif self.outcome == Outcome.UNCHANGED:
+            text = "Already the same on both sides"
+        else:
+            text = ""
+        if self.merge and self.merge.conflicts:
+            kept = [
+                _label(k, labels)
+                for k, c in self.merge.conflicts.items()
+                if c["winner"] == "receiving"
+            ]
+            if kept:
+                text += f"{'; ' if text else ''}kept the source app's {', '.join(kept)}"
+        if self.problems:
+            text += f"{'; ' if text else ''}" + "; ".join(self.problems)
+        return text
+
+    def log(self, ctx: SyncContext, direction: str, run=None) -> SyncEvent:
+        return ctx.event(
+            direction,
+            self.outcome,
+            email=self.email,
+            record_id=self.record_id,
+            reason=self.describe(ctx.spec.labels),
+            changes=self.changes(ctx.spec.labels),
+            run=run,
+        )
+
+
+def _label(key: str, labels: Mapping[str, str] | None) -> str:
+    return (labels or {}).get(key) or key
+
+
+def _person_values(ctx: SyncContext, person: dict, read: bool = False) -> dict:
+    """A person's mapped values (`read`: with the constant fields a merge compares too)."""
+    ctx.person_org_name(person)
+    keys = ctx.spec.pipedrive_read_fields if read else ctx.spec.pipedrive_fields
+    return mapping.pipedrive_values(person, ctx.spec, keys)
+
+
+def _only(values: dict, keys: list[str]) -> dict:
+    """The mapped fields of `values` (fingerprints cover mapped fields, not constants)."""
+    return {key: values.get(key) for key in keys}
+
+
+def prospect_to_pipedrive(
+    ctx: SyncContext,
+    prospect: dict,
+    person: dict | None,
+    *,
+    sending_wins: bool,
+    dry_run: bool = False,
+) -> RecordResult:
+    """Send one prospect to Pipedrive: create `person` when None, else update what differs."""
+    spec = ctx.spec
+    email = mapping.prospect_email(prospect)
+    result = RecordResult(Outcome.UNCHANGED, email=email, record_id=str(prospect.get("id") or ""))
+    snovio_now = mapping.snovio_values(prospect, spec)
+    key = link_key(email, prospect.get("id"))
+    if not email and ctx.integration.only_with_email:
+        result.outcome, result.reason = Outcome.SKIPPED, NO_EMAIL
+        if not dry_run:  # remembered, so the catch-up reports it again only once it changes
+            ctx.save_link(key, prospect_id=prospect.get("id"), snovio_values=snovio_now)
+        return result
+    mapped = mapping.prospect_to_person(prospect, spec)
+    result.problems = list(mapped.problems)
+
+    if person is None:
+        values = conflicts.new_record(mapped.values, mapped.defaults)
+        result.outcome, result.created_values = Outcome.CREATED, values
+        if dry_run:
+            return result
+        payload, problems = mapping.new_person_payload(values, spec, ctx.orgs.id_for)
+        result.problems += problems
+        expected = echo.after_write(dict.fromkeys(spec.pipedrive_fields), values)
+        ctx.save_link(
+            key, prospect_id=prospect.get("id"), pipedrive_values=expected, snovio_values=snovio_now
+        )
+        created = ctx.pipedrive.create_person(payload)
+        result.target_id, result.record = str(created["id"]), created
+        ctx.save_link(key, person_id=created["id"])
+        return result
+
+    result.target_id = str(person.get("id") or "")
+    current = _person_values(ctx, person, read=True)
+    merged = conflicts.merge(
+        current, mapped.values, sending_wins=sending_wins, defaults=mapped.defaults
+    )
+    result.merge = merged
+    payload, problems = ({}, [])
+    if merged.changed:
+        payload, problems = mapping.person_payload(merged.changes, spec, person, ctx.orgs.id_for)
+        payload = _drop_same_name(payload, person)
+    if not payload:
+        result.problems += problems
+        if not dry_run:
+            ctx.save_link(
+                key,
+                person_id=person.get("id"),
+                prospect_id=prospect.get("id"),
+                pipedrive_values=_only(current, spec.pipedrive_fields),
+                snovio_values=snovio_now,
+            )
+        return result
+    result.outcome = Outcome.UPDATED
+    result.problems += problems
+    if dry_run:
+        return result
+    ctx.save_link(
+        key,
+        person_id=person.get("id"),
+        prospect_id=prospect.get("id"),
+        pipedrive_values=_only(echo.after_write(current, merged.changes), spec.pipedrive_fields),
+        snovio_values=snovio_now,
+    )
+    result.record = ctx.pipedrive.update_person(person["id"], payload)
+    return result
+
+
+def _drop_same_name(payload: dict, person: dict) -> dict:
+    """Pipedrive derives first/last name from `name`: the current name again is no change."""
+    if "name" in payload and str(payload["name"]).strip() == str(person.get("name") or "").strip():
+        payload = {k: v for k, v in payload.items() if k != "name"}
+    return payload
+
+
+def person_to_snovio(
+    ctx: SyncContext,
+    person: dict,
+    prospect: dict | None,
+    *,
+    sending_wins: bool,
+    dry_run: bool = False,
+) -> RecordResult:
+    """Send one person to Snov.io: add to the target list when new, else update what differs."""
+    spec = ctx.spec
+    email = mapping.person_email(person)
+    result = RecordResult(Outcome.UNCHANGED, email=email, record_id=str(person.get("id") or ""))
+    pipedrive_now = _person_values(ctx, person)
+    if not email:
+        result.outcome, result.reason = Outcome.SKIPPED, NO_EMAIL_SNOVIO
+        if not dry_run:  # remembered, so the catch-up reports it again only once it changes
+            ctx.save_link(
+                f"pipedrive:{person.get('id')}",
+                person_id=person.get("id"),
+                pipedrive_values=pipedrive_now,
+            )
+        return result
+    if not spec.target_list_id:
+        result.outcome = Outcome.SKIPPED
+        result.reason = "No Snov.io list is chosen to receive contacts from Pipedrive."
+        return result
+    mapped = mapping.person_to_prospect(person, spec)
+    result.problems = list(mapped.problems)
+
+    if prospect is None:
+        values = conflicts.new_record(mapped.values, mapped.defaults)
+        result.outcome, result.created_values = Outcome.CREATED, values
+        if dry_run:
+            return result
+        expected = echo.after_write(dict.fromkeys(spec.snovio_fields), values)
+        # A new prospect's email arrives unverified (Snov.io marks API-added emails so).
+        ctx.save_link(
+            email,
+            person_id=person.get("id"),
+            pipedrive_values=pipedrive_now,
+            snovio_values=expected,
+        )
+        answer = ctx.snovio.add_prospect_to_list(
+            spec.target_list_id, mapping.prospect_payload(values, email), update=False
+        )
+        result.target_id = str(answer.get("id") or "")
+        ctx.save_link(email, prospect_id=result.target_id)
+        return result
+
+    match_email = _shared_email(person, prospect) or email
+    key = mapping.normalise_email(match_email)
+    result.target_id = str(prospect.get("id") or "")
+    current = mapping.snovio_values(prospect, spec, spec.snovio_read_fields)
+    merged = conflicts.merge(
+        current, mapped.values, sending_wins=sending_wins, defaults=mapped.defaults
+    )
+    result.merge = merged
+    if not merged.changed:
+        if not dry_run:
+            ctx.save_link(
+                key,
+                person_id=person.get("id"),
+                prospect_id=prospect.get("id"),
+                pipedrive_values=pipedrive_now,
+                snovio_values=_only(current, spec.snovio_fields),
+            )
+        return result
+    result.outcome = Outcome.UPDATED
+    if dry_run:
+        return result
+    ctx.save_link(
+        key,
+        person_id=person.get("id"),
+        prospect_id=prospect.get("id"),
+        pipedrive_values=pipedrive_now,
+        snovio_values=_only(echo.after_write(current, merged.changes), spec.snovio_fields),
+    )
+    ctx.snovio.add_prospect_to_list(
+        spec.target_list_id,
+        mapping.prospect_payload(merged.changes, match_email, full=False),
+        update=True,
+    )
+    result.record = {**prospect, **_as_prospect_fields(merged.changes)}
+    return result
+
+
+def _shared_email(person: dict, prospect: dict) -> str:
+    emails = set(mapping.prospect_emails(prospect))
+    return next((e for e in mapping.person_emails(person) if e in emails), "")
+
+
+def _as_prospect_fields(changes: dict) -> dict:
+    """Snov.io-space changes as prospect keys, good enough to keep a listing index current."""
+    out: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key == "phones":
+            out["phones"] = [value]
+        elif mapping.fs.snovio_custom_name(key) is None and key != "email":
+            out[key] = value
+    return out
+
+
+DIRECTIONS = {TO_PIPEDRIVE: prospect_to_pipedrive, TO_SNOVIO: person_to_snovio}

@@ -1,0 +1,17 @@
+"""Routes of the sync engine: webhook endpoints, the contact history, transfer progress."""
+
+from django.urls import path
+
+from integrations import webhooks
+
+app_name = "sync"
+urlpatterns = [
+    path("hooks/pipedrive/<str:secret>/", webhooks.pipedrive_hook, name="pipedrive_hook"),
+    path("hooks/snovio/<str:secret>/", webhooks.snovio_hook, name="snovio_hook"),
+    path("integrations/<int:pk>/history/", webhooks.history, name="history"),
+    path(
+        "integrations/<int:pk>/transfer/<int:run_pk>/progress/",
+        webhooks.transfer_progress,
+        name="transfer_progress",
+    ),
+]

@@ -1,0 +1,462 @@
+"""The seven setup steps and the settings page. Thin: forms validate, `services` acts.
+
+Every view finds the integration among the signed-in user's own (404 otherwise). A step saved
+during setup moves on to the next step; after launch it returns to the settings page.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from integrations import forms, services
+from integrations.catalog import Catalog
+from integrations.http import RemoteError
+from integrations.models import Integration, Provider, SyncRun
+
+OAUTH_SESSION_KEY = "pipedrive_oauth_states"
+
+
+@dataclass(frozen=True)
+class Step:
+    number: int
+    slug: str
+    title: str
+    url_name: str
+
+
+STEPS = (
+    Step(1, "connect", "Connect", "integrations:connect"),
+    Step(2, "direction", "Direction", "integrations:direction"),
+    Step(3, "data", "Data exchange", "integrations:data"),
+    Step(4, "constants", "Constants", "integrations:constants"),
+    Step(5, "automations", "Automations", "integrations:automations"),
+    Step(6, "launch", "Launch", "integrations:launch"),
+    Step(7, "transfer", "Transfer", "integrations:transfer"),
+)
+
+
+def steps_for(integration: Integration) -> list[Step]:
+    """Automations are a step only when data flows to Pipedrive."""
+    return [s for s in STEPS if s.slug != "automations" or integration.sends_to_pipedrive]
+
+
+def _owned(request: HttpRequest, pk: int) -> Integration:
+    queryset = Integration.objects.select_related("pipedrive", "snovio")
+    return get_object_or_404(queryset, pk=pk, owner=request.user)
+
+
+def _connected(integration: Integration) -> bool:
+    return integration.pipedrive is not None and integration.snovio is not None
+
+
+def _after_save(integration: Integration, slug: str) -> HttpResponse:
+    """Next step during setup; the settings page once launched."""
+    if integration.launched_at:
+        return redirect("integrations:settings", pk=integration.pk)
+    number = next(s.number for s in STEPS if s.slug == slug)
+    following = next(s for s in steps_for(integration) if s.number > number)
+    return redirect(following.url_name, pk=integration.pk)
+
+
+def _context(integration: Integration, slug: str, **extra) -> dict:
+    steps = steps_for(integration)
+    current = next((s for s in steps if s.slug == slug), None)
+    slugs = [s.slug for s in steps]
+    previous = None
+    if current and slugs.index(slug) > 0:
+        previous = steps[slugs.index(slug) - 1]
+    if integration.launched_at and "problems" not in extra:
+        problems = services.settings_problems(integration)
+        extra.setdefault("problems_by_section", services.problems_by_section(problems))
+        extra.setdefault("problem_fields", services.problem_fields(problems))
+    return {
+        "integration": integration,
+        "steps": steps,
+        "step": current,
+        "previous_step": previous,
+        "setup": not integration.launched_at,
+        **extra,
+    }
+
+
+def _posted(request: HttpRequest):
+    """The form data of a POST (even an empty one), None for a GET."""
+    return request.POST if request.method == "POST" else None
+
+
+def _needs_connections(request: HttpRequest, integration: Integration) -> HttpResponse | None:
+    if _connected(integration):
+        return None
+    messages.warning(request, "Connect both Pipedrive and Snov.io first.")
+    return redirect("integrations:connect", pk=integration.pk)
+
+
+def _catalog(request: HttpRequest, integration: Integration) -> Catalog:
+    result = services.ensure_catalog(integration)
+    if result and result.errors:
+        messages.error(request, result.summary())
+    return Catalog.for_integration(integration)
+
+
+def _report(
+    request: HttpRequest, integration: Integration, problems: list[services.Problem], saved: str
+) -> None:
+    """Say it was saved; once launched, also say what still stops the integration."""
+    messages.success(request, saved)
+    if problems and integration.launched_at:
+        messages.warning(
+            request,
+            f"{len(problems)} setting(s) still need attention before the integration can run.",
+        )
+
+
+# --- list and new ---------------------------------------------------------------------------
+
+
+def integration_list(request: HttpRequest) -> HttpResponse:
+    integrations = Integration.objects.filter(owner=request.user).select_related(
+        "pipedrive", "snovio"
+    )
+    return render(request, "integrations/list.html", {"integrations": integrations})
+
+
+@require_POST
+def integration_new(request: HttpRequest) -> HttpResponse:
+    integration = services.create_integration(request.user)
+    return redirect("integrations:connect", pk=integration.pk)
+
+
+def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _owned(request, pk)
+    if integration.launched_at:
+        return redirect("integrations:settings", pk=pk)
+    if not _connected(integration):
+        return redirect("integrations:connect", pk=pk)
+    return redirect("integrations:direction", pk=pk)
+
+
+# --- step 1: connect ------------------------------------------------------------------------
+
+
+def connect(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _owned(request, pk)
+    return render(
+        request,
+        "integrations/step_connect.html",
+        _context(integration, "connect", snovio_form=forms.SnovioConnectForm()),
+    )
+
+
+@require_POST
+def connect_pipedrive(request: HttpRequest, pk: int) -> HttpResponse:
+    """Start OAuth: remember a random `state` for this integration and go to the consent page."""
+    from integrations.pipedrive import oauth
+
+    integration = _owned(request, pk)
+    state = secrets.token_urlsafe(32)
+    states = dict(request.session.get(OAUTH_SESSION_KEY) or {})
+    states[state] = integration.pk
+    request.session[OAUTH_SESSION_KEY] = dict(list(states.items())[-5:])
+    return redirect(oauth.authorization_url(state))
+
+
+def pipedrive_callback(request: HttpRequest) -> HttpResponse:
+    """Pipedrive sends the user back here with `code` and the `state` we made."""
+    from integrations.pipedrive import oauth
+
+    states = dict(request.session.get(OAUTH_SESSION_KEY) or {})
+    state = request.GET.get("state", "")
+    pk = states.pop(state, None) if state else None
+    request.session[OAUTH_SESSION_KEY] = states
+    if pk is None:
+        messages.error(
+            request,
+            "This Pipedrive sign-in was not started from this browser session (the state "
+            "did not match). Click “Connect Pipedrive” again.",
+        )
+        return redirect("integrations:list")
+    integration = _owned(request, pk)
+    back = redirect("integrations:connect", pk=integration.pk)
+    if request.GET.get("error") or not request.GET.get("code"):
+        reason = request.GET.get("error") or "no authorisation code"
+        messages.error(request, f"Pipedrive access was not granted ({reason}).")
+        return back
+    try:
+        token = oauth.exchange_code(request.GET["code"])
+        services.connect_pipedrive(integration, token, request.user)
+    except RemoteError as exc:
+        messages.error(request, f"Pipedrive could not be connected: {exc}")
+        return back
+    messages.success(request, "Pipedrive is connected.")
+    if integration.launched_at:
+        return redirect("integrations:settings", pk=integration.pk)
+    return back
+
+
+@require_POST
+def connect_snovio(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _owned(request, pk)
+    form = forms.SnovioConnectForm(request.POST)
+    if not form.is_valid():
+        context = _context(integration, "connect", snovio_form=form)
+        return render(request, "integrations/step_connect.html", context)
+    services.connect_snovio(integration, form.checked, request.user)
+    messages.success(request, "Snov.io is connected.")
+    if integration.launched_at:
+        return redirect("integrations:settings", pk=integration.pk)
+    return redirect("integrations:connect", pk=integration.pk)
+
+
+@require_POST
+def disconnect(request: HttpRequest, pk: int, provider: str) -> HttpResponse:
+    integration = _owned(request, pk)
+    if provider not in Provider.values:
+        messages.error(request, "Unknown app.")
+        return redirect("integrations:connect", pk=pk)
+    services.disconnect(integration, provider, request.user)
+    messages.success(request, f"{Provider(provider).label} is disconnected; its tokens are gone.")
+    return redirect("integrations:connect", pk=pk)
+
+
+# --- steps 2 to 5 ---------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def direction(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _owned(request, pk)
+    if blocked := _needs_connections(request, integration):
+        return blocked
+    form = forms.DirectionForm(_posted(request), integration=integration)
+    if request.method == "POST" and form.is_valid():
+        problems = services.save_direction(
+            integration, form.cleaned_data["direction"], request.user
+        )
+        _report(request, integration, problems, "Direction saved.")
+        return _after_save(integration, "direction")
+    return render(
+        request, "integrations/step_direction.html", _context(integration, "direction", form=form)
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def data_exchange(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _owned(request, pk)
+    if blocked := _needs_connections(request, integration):
+        return blocked
+    cat = _catalog(request, integration)
+    data = request.POST if request.method == "POST" else None
+    form = forms.DataExchangeForm(data, integration=integration, catalog=cat)
+    formset = forms.mapping_formset(integration, cat, data)
+    if request.method == "POST" and form.is_valid() & formset.is_valid():
+        exchange = form.data_exchange()
+        exchange.pairs = formset.pairs()
+        problems = services.save_data_exchange(integration, exchange, request.user)
+        _report(request, integration, problems, "Data exchange saved.")
+        return _after_save(integration, "data")
+    return render(
+        request,
+        "integrations/step_data.html",
+        _context(integration, "data", **_data_context(integration, form, formset)),
+    )
+
+
+def _data_context(integration: Integration, form, formset) -> dict:
+    return {
+        "data_form": form,
+        "formset": formset,
+        "system_mappings": integration.field_mappings.filter(is_system=True),
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def constants(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _owned(request, pk)
+    if blocked := _needs_connections(request, integration):
+        return blocked
+    cat = _catalog(request, integration)
+    form = forms.ConstantsForm(_posted(request), integration=integration, catalog=cat)
+    if request.method == "POST" and form.is_valid():
+        problems = services.save_constants(integration, form.constants(), request.user)
+        _report(request, integration, problems, "Constants saved.")
+        return _after_save(integration, "constants")
+    return render(
+        request,
+        "integrations/step_constants.html",
+        _context(integration, "constants", constants_form=form),
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def automations(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _owned(request, pk)
+    if blocked := _needs_connections(request, integration):
+        return blocked
+    if not integration.sends_to_pipedrive:
+        messages.info(request, "Automations work only when data flows to Pipedrive.")
+        return _after_save(integration, "automations")
+    if request.method == "POST":
+        return _after_save(integration, "automations")
+    return render(
+        request, "integrations/step_automations.html", _context(integration, "automations")
+    )
+
+
+# --- step 6: launch; step 7: transfer -------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def launch(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _owned(request, pk)
+    if blocked := _needs_connections(request, integration):
+        return blocked
+    if integration.launched_at and request.method == "GET" and "launched" not in request.GET:
+        return redirect("integrations:settings", pk=pk)
+    problems = services.settings_problems(integration)
+    if request.method == "POST" and not integration.launched_at:
+        problems = services.launch(integration, request.user)
+        if not problems:
+            messages.success(request, "Launched: the integration is Active.")
+            return redirect(reverse("integrations:launch", args=[pk]) + "?launched=1")
+        messages.error(request, "The integration could not launch: fix the problems below.")
+    context = _context(
+        integration,
+        "launch",
+        problems=problems,
+        problems_by_section=services.problems_by_section(problems),
+        system_mappings=integration.field_mappings.filter(is_system=True),
+        **_review_context(integration),
+    )
+    return render(request, "integrations/step_launch.html", context)
+
+
+def _review_context(integration: Integration) -> dict:
+    return {
+        "custom_mappings": integration.field_mappings.filter(is_system=False),
+        "list_selections": integration.list_selections.all(),
+        "constant_rows": integration.constants.filter(
+            side__in=services.receiving_sides(integration)
+        ),
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def transfer(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _owned(request, pk)
+    if not integration.launched_at:
+        messages.warning(request, "Launch the integration before transferring data.")
+        return redirect("integrations:launch", pk=pk)
+    form = forms.TransferForm(_posted(request), integration=integration)
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = services.start_transfer(
+                integration,
+                form.cleaned_data["direction"],
+                form.cleaned_data["source_app"],
+                form.cleaned_data["dry_run"],
+                request.user,
+            )
+        except services.TransferUnavailable as exc:
+            form.add_error(None, str(exc))
+        else:
+            if run is not None:
+                return redirect("integrations:transfer_run", pk=pk, run_pk=run.pk)
+            messages.success(request, "The transfer has started.")
+            return redirect("integrations:settings", pk=pk)
+    context = _context(integration, "transfer", form=form, senders=_senders())
+    return render(request, "integrations/step_transfer.html", context)
+
+
+def _senders() -> dict[str, str]:
+    return {d: forms.sender_of(d) for d in SyncRun.Direction.values}
+
+
+def transfer_run(request: HttpRequest, pk: int, run_pk: int) -> HttpResponse:
+    integration = _owned(request, pk)
+    run = get_object_or_404(SyncRun, pk=run_pk, integration=integration)
+    return render(
+        request,
+        "integrations/transfer_run.html",
+        _context(integration, "transfer", run=run),
+    )
+
+
+# --- settings page --------------------------------------------------------------------------
+
+
+def settings_page(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _owned(request, pk)
+    if not integration.launched_at:
+        return redirect("integrations:detail", pk=pk)
+    services.ensure_legacy_paused(integration)
+    cat = Catalog.for_integration(integration)
+    problems = services.settings_problems(integration)
+    context = _context(
+        integration,
+        "settings",
+        catalog_refreshed_at=cat.refreshed_at,
+        problems=problems,
+        problems_by_section=services.problems_by_section(problems),
+        problem_fields=services.problem_fields(problems),
+        status_form=forms.StatusForm(initial={"status": integration.status}),
+        snovio_form=forms.SnovioConnectForm(),
+        direction_form=forms.DirectionForm(integration=integration),
+        constants_form=forms.ConstantsForm(integration=integration, catalog=cat),
+        status_changes=integration.status_changes.select_related("changed_by")[:20],
+        latest_run=integration.runs.first(),
+        **_data_context(
+            integration,
+            forms.DataExchangeForm(integration=integration, catalog=cat),
+            forms.mapping_formset(integration, cat),
+        ),
+        **_review_context(integration),
+    )
+    return render(request, "integrations/settings.html", context)
+
+
+@require_POST
+def change_status(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _owned(request, pk)
+    form = forms.StatusForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose Active or Paused.")
+    elif integration.status == Integration.Status.SYNCING:
+        messages.error(request, "A transfer is running; the status changes when it ends.")
+    elif form.cleaned_data["status"] == Integration.Status.PAUSED:
+        if services.pause(integration, request.user):
+            messages.success(request, "Paused. Changes are held until you switch back to Active.")
+    else:
+        problems = services.resume(integration, request.user)
+        if problems:
+            messages.error(
+                request,
+                f"Could not resume: {len(problems)} problem(s), marked in red below.",
+            )
+        elif integration.status == Integration.Status.ACTIVE:
+            messages.success(request, "Active: real-time sync is running.")
+    return redirect("integrations:settings", pk=pk)
+
+
+@require_POST
+def refresh(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _owned(request, pk)
+    result, problems = services.refresh(integration, request.user)
+    level = messages.ERROR if result.errors else messages.SUCCESS
+    messages.add_message(request, level, f"Refreshed. {result.summary()}")
+    if problems:
+        messages.warning(request, f"{len(problems)} setting(s) need attention, marked in red.")
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    if integration.launched_at:
+        return redirect("integrations:settings", pk=pk)
+    return redirect("integrations:data", pk=pk)

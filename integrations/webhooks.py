@@ -1,0 +1,248 @@
+"""Webhook endpoints (Pipedrive, Snov.io), the contact history page and transfer progress.
+
+Webhook endpoints need no login and no CSRF token, but authenticate every call: the URL holds
+the integration's unguessable secret, and Pipedrive must also send the HTTP Basic credentials
+SyncBridge gave it when subscribing. Each delivery is stored once (a dedupe key per change)
+and applied later, in order, by a worker; the endpoint answers at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+from importlib import import_module
+from importlib.util import find_spec
+from typing import Any
+
+from django.contrib.auth.decorators import login_not_required
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from integrations.models import Integration, PendingChange, RecordLink, SyncEvent, SyncRun
+from integrations.sync.catchup import store_change
+from integrations.sync.matching import normalise_email
+
+log = logging.getLogger(__name__)
+
+
+def _integration(secret: str) -> Integration | None:
+    return Integration.objects.filter(webhook_secret=secret).first()
+
+
+def _json(request: HttpRequest) -> Any:
+    try:
+        return json.loads(request.body or b"null")
+    except ValueError:
+        return None
+
+
+def _basic_auth_ok(request: HttpRequest, user: str, password: str) -> bool:
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith("basic "):
+        return False
+    try:
+        given_user, _, given_password = base64.b64decode(header[6:].strip()).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return hmac.compare_digest(given_user, user or "") & hmac.compare_digest(
+        given_password, password or ""
+    )
+
+
+def _enqueue(integration: Integration) -> None:
+    from integrations.tasks import enqueue_pending
+
+    if integration.status == Integration.Status.ACTIVE:
+        enqueue_pending(integration.pk)
+
+
+def pipedrive_dedupe_key(payload: dict) -> str:
+    """The same change delivered twice (a retry carries the same event) has the same key.
+
+    The event's entity, action and time, plus a hash of what changed: two different changes
+    made within the same millisecond still get two keys.
+    """
+    meta = payload.get("meta") or {}
+    content = {"data": payload.get("data"), "previous": payload.get("previous")}
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode())
+    parts = [meta.get(k) for k in ("entity", "entity_id", "action", "timestamp")]
+    return "pipedrive:" + ":".join(str(p or "") for p in parts) + ":" + digest.hexdigest()[:24]
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def pipedrive_hook(request: HttpRequest, secret: str) -> HttpResponse:
+    integration = _integration(secret)
+    if integration is None:
+        return JsonResponse({"error": "unknown webhook"}, status=404)
+    if not _basic_auth_ok(
+        request, integration.pipedrive_webhook_user, integration.pipedrive_webhook_password
+    ):
+        response = JsonResponse({"error": "authentication required"}, status=401)
+        response["WWW-Authenticate"] = 'Basic realm="SyncBridge"'
+        return response
+    payload = _json(request)
+    if not isinstance(payload, dict):
+        return JsonResponse({"error": "body is not a JSON object"}, status=400)
+    meta = payload.get("meta") or {}
+    if "action" not in meta or "entity" not in meta:
+        # Webhooks v1 (`current`/`event`) or something else: answer 200 so it is not retried.
+        return JsonResponse({"ok": True, "ignored": "not a Webhooks v2 payload"})
+    if meta.get("entity") != "person":
+        return JsonResponse({"ok": True, "ignored": f"{meta.get('entity')} events are not synced"})
+    kind = f"person.{meta.get('action')}"
+    new = store_change(
+        integration, PendingChange.Source.PIPEDRIVE, kind, pipedrive_dedupe_key(payload), payload
+    )
+    if new:
+        _enqueue(integration)
+    return JsonResponse({"ok": True, "duplicate": not new})
+
+
+def snovio_dedupe_key(payload: dict) -> str:
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    parts = [
+        payload.get("event_object"),
+        payload.get("event_action"),
+        data.get("campaign_id"),
+        normalise_email(data.get("recipient_email") or data.get("email")),
+        data.get("event_time") or payload.get("created_at"),
+        data.get("email_subject"),
+    ]
+    if not any(parts[2:]):
+        parts = [json.dumps(payload, sort_keys=True, default=str)]
+    blob = "|".join(str(p or "") for p in parts)
+    return "snovio:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def snovio_hook(request: HttpRequest, secret: str) -> HttpResponse:
+    integration = _integration(secret)
+    if integration is None:
+        return JsonResponse({"error": "unknown webhook"}, status=404)
+    payload = _json(request)
+    if not isinstance(payload, dict):
+        return JsonResponse({"error": "body is not a JSON object"}, status=400)
+    handed = _to_automations(integration, payload)
+    stored = False
+    if integration.include_email_history and integration.sends_to_pipedrive:
+        kind = f"{payload.get('event_object', 'event')}.{payload.get('event_action', '')}"
+        stored = store_change(
+            integration,
+            PendingChange.Source.SNOVIO,
+            kind[:50],
+            snovio_dedupe_key(payload),
+            payload,
+        )
+        if stored:
+            _enqueue(integration)
+    return JsonResponse({"ok": True, "automations": handed, "email_history": stored})
+
+
+def _to_automations(integration: Integration, payload: dict) -> bool:
+    """Hand a campaign event to the automations engine, when it is installed."""
+    if not find_spec("automations.engine"):
+        return False
+    receive = getattr(import_module("automations.engine"), "receive_event", None)
+    if receive is None:
+        return False
+    try:
+        receive(integration, payload)
+    except Exception:  # an automation problem must not lose the email history
+        log.exception("integration %s: automations could not take a Snov.io event", integration.pk)
+        return False
+    return True
+
+
+# --- pages ---------------------------------------------------------------------------------
+def _owned(request: HttpRequest, pk: int) -> Integration:
+    return get_object_or_404(Integration, pk=pk, owner=request.user)
+
+
+@require_GET
+def history(request: HttpRequest, pk: int) -> HttpResponse:
+    """Search by email: what happened to that contact, when and why."""
+    integration = _owned(request, pk)
+    query = normalise_email(request.GET.get("email", ""))
+    events = SyncEvent.objects.filter(integration=integration).select_related("run")
+    links = RecordLink.objects.none()
+    if query:
+        exact = "@" in query
+        events = events.filter(email=query) if exact else events.filter(email__icontains=query)
+        links = RecordLink.objects.filter(integration=integration).filter(
+            Q(email=query) if exact else Q(email__icontains=query)
+        )
+    else:  # the latest things worth a look: everything but "unchanged"
+        events = events.exclude(outcome=SyncEvent.Outcome.UNCHANGED)
+    counts = dict(
+        SyncEvent.objects.filter(integration=integration)
+        .exclude(run__dry_run=True)
+        .values_list("outcome")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    context = {
+        "integration": integration,
+        "query": query,
+        "events": events[:200],
+        "links": links[:20],
+        "held": PendingChange.objects.filter(
+            integration=integration, processed_at__isnull=True
+        ).count(),
+        "counts": counts,
+    }
+    return render(request, "integrations/history.html", context)
+
+
+@require_GET
+def transfer_progress(request: HttpRequest, pk: int, run_pk: int) -> HttpResponse:
+    """The run's progress as JSON (`?format=json` or Accept: application/json) or the partial."""
+    integration = _owned(request, pk)
+    run = get_object_or_404(SyncRun, pk=run_pk, integration=integration)
+    wants_json = request.GET.get("format") == "json" or "application/json" in request.headers.get(
+        "Accept", ""
+    )
+    if wants_json:
+        return JsonResponse(progress_data(run))
+    html = render_to_string(
+        "integrations/_transfer_progress.html",
+        {"run": run, "integration": integration},
+        request=request,
+    )
+    return HttpResponse(html)
+
+
+def progress_data(run: SyncRun) -> dict:
+    finished = run.status in (SyncRun.Status.DONE, SyncRun.Status.FAILED, SyncRun.Status.CANCELLED)
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "status_label": run.get_status_display(),
+        "finished": finished,
+        "dry_run": run.dry_run,
+        "direction": run.get_direction_display(),
+        "source_app": run.get_source_app_display(),
+        "done": run.done,
+        "total": run.total,
+        "percent": round(100 * run.done / run.total) if run.total else (100 if finished else 0),
+        "created": run.created,
+        "updated": run.updated,
+        "unchanged": run.unchanged,
+        "conflicts": run.conflicts,
+        "skipped": run.skipped,
+        "failed": run.failed,
+        "api_calls": run.api_calls,
+        "error": run.error,
+        "summary": run.summary(),
+    }

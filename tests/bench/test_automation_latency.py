@@ -1,0 +1,301 @@
+"""Benchmark: Snov.io campaign event -> Pipedrive action latency at 20 events/s.
+
+Not part of `make test` (pytest ignores tests/bench); `make bench` runs it and prints the
+figures. The set-up is the production one, on one machine:
+
+- the database is a SQLite file (or the PostgreSQL test database when DATABASE_URL is set),
+  shared by this process and the worker;
+- the app is Django's live server (the Snov.io webhook endpoint the sync engine subscribes at
+  launch), the sandbox is a real HTTP server in a thread, delivering webhooks asynchronously
+  as the real services do;
+- the work runs in a real `manage.py qcluster` process on the embedded ORM broker.
+
+20 "Campaign email sent" events per second for ~10 s (each for a different prospect), with the
+seed's example chain: create a deal -> move it to a stage -> add an activity. For every event
+it measures, from the delivery reaching the app (`AutomationRun.received_at`) and from the
+moment the sandbox fired it:
+- to the deal's creation (the sandbox's clock when it answered POST /api/v2/deals), and
+- to the end of the chain (the last `ActionOutcome.at`),
+then prints p50 / p95 / p99 / max.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+
+from automations import services
+from automations.models import ActionKind, ActionOutcome, AutomationRun, Trigger
+from tests.integrations.integration_support import launched_integration
+
+RATE = float(os.environ.get("BENCH_RATE", 20))  # events per second
+SECONDS = float(os.environ.get("BENCH_SECONDS", 10))
+WORKERS = int(os.environ.get("BENCH_WORKERS", 4))
+BURST = int(os.environ.get("BENCH_PIPEDRIVE_BURST", 480))  # Pipedrive Ultimate: 480 / 2 s
+BASE_DIR = Path(django_settings.BASE_DIR)
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(tmp_path_factory):
+    """Put the SQLite test database in a file, so the worker process can share it."""
+    db = django_settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        path = tmp_path_factory.mktemp("bench-db") / "bench.sqlite3"
+        db.setdefault("TEST", {})["NAME"] = str(path)
+
+
+def _database_url() -> str:
+    settings_dict = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = settings_dict.get("USER") or ""
+    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    host = settings_dict.get("HOST") or ""
+    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
+    return f"postgres://{auth}{host}{port}/{settings_dict['NAME']}"
+
+
+class AsyncDeliveries:
+    """Webhooks leave the sandbox in the background, as the real services send them."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="deliver")
+        self.results: list[tuple[str, int | str]] = []
+
+    def __call__(self, url: str, headers: dict, body: bytes) -> int:
+        self.pool.submit(self._post, url, headers, body)
+        return 202
+
+    def _post(self, url: str, headers: dict, body: bytes) -> None:
+        import requests
+
+        try:
+            status: int | str = requests.post(
+                url, data=body, headers=headers, timeout=30
+            ).status_code
+        except requests.RequestException as exc:
+            status = f"{exc.__class__.__name__}: {exc}"
+        self.results.append((url, status))
+
+
+@pytest.fixture
+def sandbox_http(settings, live_server):
+    """The seeded sandbox over HTTP in a thread; the app and the worker point at it."""
+    from integrations.sandbox.core import Sandbox
+    from integrations.sandbox.server import make_handler
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(Sandbox(seed=False)))
+    server.daemon_threads = True
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    sandbox = Sandbox(public_url=url, seed=True)
+    sandbox.deliver = AsyncDeliveries()
+    server.RequestHandlerClass = make_handler(sandbox)
+    settings.PIPEDRIVE_OAUTH_URL = f"{url}/pipedrive"
+    settings.PIPEDRIVE_API_URL = f"{url}/pipedrive"
+    settings.SNOVIO_API_URL = f"{url}/snovio"
+    settings.PUBLIC_URL = live_server.url
+    settings.PIPEDRIVE_BURST_LIMIT = BURST
+    thread = threading.Thread(target=server.serve_forever, name="sandbox", daemon=True)
+    thread.start()
+    sandbox.url = url
+    try:
+        yield sandbox
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        sandbox.deliver.pool.shutdown(wait=False, cancel_futures=True)
+
+
+@pytest.fixture
+def qcluster(sandbox_http, live_server, tmp_path):
+    """A real django-q2 cluster (ORM broker) in its own process, on the shared database."""
+    from django_q.tasks import async_task, result
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "PIPEDRIVE_OAUTH_URL": f"{sandbox_http.url}/pipedrive",
+        "PIPEDRIVE_API_URL": f"{sandbox_http.url}/pipedrive",
+        "SNOVIO_API_URL": f"{sandbox_http.url}/snovio",
+        "PUBLIC_URL": live_server.url,
+        "PIPEDRIVE_BURST_LIMIT": str(BURST),
+        "Q_WORKERS": str(WORKERS),
+        "Q_SYNC": "false",
+        "REDIS_URL": "",
+        "LOG_LEVEL": "WARNING",
+        "SECRET_KEY": django_settings.SECRET_KEY,
+        "FIELD_ENCRYPTION_KEY": django_settings.FIELD_ENCRYPTION_KEY,
+    }
+    log = (tmp_path / "qcluster.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        started = time.monotonic()
+        probe = async_task("math.sqrt", 16)
+        assert result(probe, wait=60_000) == 4.0, "the worker did not start"
+        print(f"\nqcluster ready in {time.monotonic() - started:.2f} s (pid {process.pid})")
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        log.close()
+        tail = (tmp_path / "qcluster.log").read_text()[-3000:]
+        if "Traceback" in tail:
+            print("--- qcluster log (tail) ---\n" + tail)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def report(label: str, values: list[float]) -> str:
+    return (
+        f"{label:<44} p50 {percentile(values, 50) * 1000:7.0f} ms   "
+        f"p95 {percentile(values, 95) * 1000:7.0f} ms   p99 {percentile(values, 99) * 1000:7.0f} ms"
+        f"   max {max(values) * 1000:7.0f} ms   mean {statistics.mean(values) * 1000:6.0f} ms"
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_to_pipedrive_action_latency_at_20_events_per_second(
+    sandbox_http, qcluster, live_server, django_user_model
+):
+    sandbox = sandbox_http
+    user = django_user_model.objects.create_user("bench", "bench@example.com", "bench-pw-123")
+    integration = launched_integration(user, sandbox)
+    sales = next(
+        p["id"] for p in sandbox.pipedrive.state["pipelines"].values() if p["name"] == "Sales"
+    )
+    stage = sandbox.pipedrive.stage_id("Sales", "Demo scheduled")
+    services.add_action(integration, Trigger.EMAIL_SENT, ActionKind.CREATE_DEAL, pipeline_id=sales)
+    services.add_action(
+        integration, Trigger.EMAIL_SENT, ActionKind.MOVE_TO_STAGE, pipeline_id=sales, stage_id=stage
+    )
+    services.add_action(
+        integration, Trigger.EMAIL_SENT, ActionKind.ADD_ACTIVITY, subject="Follow up"
+    )
+
+    # The worker subscribes the Snov.io webhooks after launch: fire once they exist.
+    deadline = time.time() + 60
+    while not any(
+        (h["event_object"], h["event_action"]) == ("campaign_email", "sent")
+        for h in sandbox.snovio.webhooks()
+    ):
+        assert time.time() < deadline, "the Snov.io webhooks were never subscribed"
+        time.sleep(0.2)
+
+    total = int(RATE * SECONDS)
+    list_id = next(iter(sandbox.snovio.state["lists"]))
+    emails = [
+        p["emails"][0]["email"] for p in sandbox.snovio.add_prospects(list_id, total, "bench")
+    ]
+
+    # When the sandbox answers POST /api/v2/deals, by deal id (the sandbox's own clock).
+    deal_created: dict[int, float] = {}
+    original_handle = sandbox.pipedrive.handle
+
+    def timed_handle(request):
+        response = original_handle(request)
+        if request.method == "POST" and request.path == "/api/v2/deals" and response.status == 200:
+            deal_created[response.body["data"]["id"]] = time.time()
+        return response
+
+    sandbox.pipedrive.handle = timed_handle
+
+    fired: dict[str, float] = {}
+    errors: list[str] = []
+
+    def fire(email: str) -> None:
+        fired[email] = time.time()
+        try:
+            sandbox.snovio.fire_campaign_event("email_sent", email, "Benchmark campaign")
+        except Exception as exc:  # reported below, never hidden
+            errors.append(f"{email}: {exc}")
+
+    print(
+        f"firing {total} events at {RATE:g}/s for {SECONDS:g} s; {WORKERS} workers; "
+        f"database {connection.vendor}; Pipedrive burst limit {BURST} per 2 s"
+    )
+    start = time.time()
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="fire") as pool:
+        for i, email in enumerate(emails):
+            delay = start + i / RATE - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(fire, email)
+    fired_in = time.time() - start
+    assert not errors, errors[:5]
+
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        done = (
+            AutomationRun.objects.filter(integration=integration)
+            .exclude(status=AutomationRun.Status.PENDING)
+            .count()
+        )
+        if done >= total:
+            break
+        time.sleep(0.5)
+    drained_in = time.time() - start
+
+    runs = list(AutomationRun.objects.filter(integration=integration).prefetch_related("outcomes"))
+    failed = [r for r in sandbox.deliver.results if r[1] != 200]
+    assert not failed, f"{len(failed)} webhook deliveries failed, e.g. {failed[:3]}"
+    assert len(runs) == total, f"{len(runs)} runs stored for {total} events"
+    statuses = {s: sum(1 for r in runs if r.status == s) for s in AutomationRun.Status.values}
+    assert statuses[AutomationRun.Status.DONE] == total, statuses
+
+    to_deal, to_done, fire_to_deal, fire_to_done, queue = [], [], [], [], []
+    for run in runs:
+        outcomes = sorted(run.outcomes.all(), key=lambda o: o.position)
+        received = run.received_at.timestamp()
+        deal_id = outcomes[0].pipedrive_objects["deal"]["id"]
+        finished = max(o.at for o in outcomes).timestamp()
+        created = deal_created[deal_id]
+        to_deal.append(created - received)
+        to_done.append(finished - received)
+        fire_to_deal.append(created - fired[run.email])
+        fire_to_done.append(finished - fired[run.email])
+        queue.append(received - fired[run.email])
+    assert len({r.outcomes.all()[0].pipedrive_objects["deal"]["id"] for r in runs}) == total
+    assert (
+        sum(
+            1
+            for o in ActionOutcome.objects.filter(run__integration=integration)
+            if o.outcome == "done"
+        )
+        == 3 * total
+    )
+
+    print(f"fired {total} events in {fired_in:.1f} s; all done {drained_in:.1f} s after the first")
+    print(report("delivery received -> deal created", to_deal))
+    print(report("delivery received -> chain done (3 actions)", to_done))
+    print(report("sandbox fired -> delivery received", queue))
+    print(report("sandbox fired -> deal created", fire_to_deal))
+    print(report("sandbox fired -> chain done (3 actions)", fire_to_done))

@@ -1,0 +1,82 @@
+"""Browser tests: headless Debian Chromium against Django's live server and the sandbox over HTTP.
+
+Chromium must be there: a missing browser fails the run, it never skips it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+# live_server runs the app in a thread next to the test's event loop (Playwright).
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"Chromium is missing at {CHROMIUM}: install Debian's `chromium` package "
+            "(`make browser`). Browser tests never skip."
+        )
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "headless": True,
+        "args": CHROMIUM_ARGS,
+    }
+
+
+@pytest.fixture
+def sandbox_server(settings, live_server) -> Iterator:
+    """The seeded sandbox as a real HTTP server on a free port, with the app pointed at it."""
+    from integrations.sandbox.core import Sandbox
+    from integrations.sandbox.server import make_handler
+
+    # Bind first: the sandbox hands out its own address (api_domain, consent form action).
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    server.daemon_threads = True
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    sandbox = Sandbox(public_url=url, seed=True)
+    server.RequestHandlerClass = make_handler(sandbox)
+    settings.PIPEDRIVE_OAUTH_URL = f"{url}/pipedrive"
+    settings.PIPEDRIVE_API_URL = f"{url}/pipedrive"
+    settings.SNOVIO_API_URL = f"{url}/snovio"
+    settings.PIPEDRIVE_REDIRECT_URI = f"{live_server.url}/connect/pipedrive/callback/"
+    settings.PUBLIC_URL = live_server.url
+    settings.HTTP_BACKOFF = 0.01
+    settings.HTTP_MAX_WAIT = 5
+    thread = threading.Thread(target=server.serve_forever, name="sandbox", daemon=True)
+    thread.start()
+    sandbox.url = url
+    try:
+        yield sandbox
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def tasks_inline(monkeypatch) -> None:
+    """django-q2 runs tasks in the calling thread (Q_CLUSTER is read once, at import)."""
+    import django_q.conf
+
+    monkeypatch.setattr(django_q.conf.Conf, "SYNC", True)

@@ -1,0 +1,123 @@
+"""Integrations set up directly through the models, connected to the in-process sandbox.
+
+`connected_integration(user, sandbox, **settings)` gives an Active integration as it stands
+after setup and launch: both connections (a Pipedrive OAuth token from the sandbox's token
+endpoint, Snov.io client credentials from settings), the system field pairs, the first Snov.io
+list as the sync-to list, a Pipedrive owner and the catalogue loaded. Keyword arguments set
+Integration fields (`direction=`, `only_with_email=`, `include_email_history=`, ...), plus:
+
+- `pairs=[(snovio_field, pipedrive_field, data_type), ...]` extra custom pairs;
+- `constants=[(side, field_key, value), ...]` constants of a receiving side;
+- `owner="Sam Seller"` the Pipedrive owner by name (None for none);
+- `catalog=False` to skip loading the catalogue.
+
+Webhook subscriptions are not made here (see `integrations.sync.receivers`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from integrations import fieldspec
+from integrations.models import (
+    Connection,
+    ConstantField,
+    FieldMapping,
+    Integration,
+    Provider,
+)
+
+DEFAULT_OWNER = "Sam Seller"  # not the admin who connected, so the owner setting is visible
+
+
+def pipedrive_connection(user, sandbox) -> Connection:
+    from integrations.pipedrive import oauth
+
+    connection = Connection(
+        owner=user,
+        provider=Provider.PIPEDRIVE,
+        auth_kind=Connection.AuthKind.OAUTH,
+        account_name="Sandbox Company",
+        account_id="7001",
+    )
+    oauth.store_token(connection, sandbox.pipedrive.issue_token())
+    return connection
+
+
+def snovio_connection(user) -> Connection:
+    return Connection.objects.create(
+        owner=user,
+        provider=Provider.SNOVIO,
+        auth_kind=Connection.AuthKind.CREDENTIALS,
+        account_name="Snov.io sandbox",
+        account_id=settings.SANDBOX_SNOVIO_CLIENT_ID,
+        client_id=settings.SANDBOX_SNOVIO_CLIENT_ID,
+        client_secret=settings.SANDBOX_SNOVIO_CLIENT_SECRET,
+    )
+
+
+def connected_integration(user, sandbox, **options: Any) -> Integration:
+    """An Active, launched integration joining the sandbox's two accounts."""
+    from integrations.snovio.client import SnovioClient
+
+    pairs = options.pop("pairs", [])
+    constants = options.pop("constants", [])
+    owner_name = options.pop("owner", DEFAULT_OWNER)
+    load_catalog = options.pop("catalog", True)
+    integration = Integration.objects.create(
+        owner=user,
+        pipedrive=pipedrive_connection(user, sandbox),
+        snovio=snovio_connection(user),
+        status=Integration.Status.ACTIVE,
+        launched_at=timezone.now(),
+    )
+    first = SnovioClient.for_connection(integration.snovio).get_user_lists()[0]
+    integration.target_list_id = str(first["id"])
+    integration.target_list_name = first["name"]
+    if owner_name:
+        integration.pipedrive_owner_id = sandbox.pipedrive.user_id(owner_name)
+        integration.pipedrive_owner_name = owner_name
+    for name, value in options.items():
+        if not hasattr(integration, name):
+            raise TypeError(f"Integration has no setting {name!r}")
+        setattr(integration, name, value)
+    integration.save()
+    for position, pair in enumerate(fieldspec.SYSTEM_PAIRS):
+        FieldMapping.objects.create(
+            integration=integration,
+            snovio_field=pair.snovio_field,
+            snovio_label=pair.snovio_label,
+            pipedrive_field=pair.pipedrive_field,
+            pipedrive_label=pair.pipedrive_label,
+            data_type=pair.data_type,
+            is_system=True,
+            position=position,
+        )
+    for position, (snovio_field, pipedrive_field, data_type) in enumerate(pairs, start=100):
+        FieldMapping.objects.create(
+            integration=integration,
+            snovio_field=snovio_field,
+            pipedrive_field=pipedrive_field,
+            data_type=data_type,
+            position=position,
+        )
+    for side, field_key, value in constants:
+        ConstantField.objects.create(
+            integration=integration, side=side, field_key=field_key, value=value
+        )
+    if load_catalog:
+        from integrations.catalog import refresh_catalog
+
+        refresh_catalog(integration)
+    return integration
+
+
+@pytest.fixture
+def fast_limits(settings):
+    """Rate limits out of the way: the sandbox still answers 429 if a test asks it to."""
+    settings.PIPEDRIVE_BURST_LIMIT = 1_000_000
+    settings.SNOVIO_RATE_LIMIT = 1_000_000

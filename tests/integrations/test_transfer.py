@@ -1,0 +1,468 @@
+"""The manual transfer against the sandbox: exact results, idempotence, preview, resume, cost."""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+
+import pytest
+import responses
+
+from integrations.models import Integration, ListSelection, Provider, SyncRun
+from integrations.pipedrive.client import PipedriveClient
+from integrations.sandbox import seed
+from integrations.sandbox.pipedrive import custom_field_key
+from integrations.sandbox.testing import serve_in_process
+from integrations.snovio.client import SnovioClient
+from integrations.sync.transfer import transfer
+from integrations.tasks import create_run
+from tests.conftest import make_sandbox
+from tests.factories import connected_integration, fast_limits  # noqa: F401
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_limits")]
+
+INDUSTRY = custom_field_key("Industry")
+EMPLOYEES = custom_field_key("Employees")
+LEAD_SOURCE = custom_field_key("Lead source")
+PEOPLE = seed.demo_people()
+PROSPECTS = seed.snovio_prospects(PEOPLE)  # index i = person i (0..149)
+PERSONS = {i: p for i, p in enumerate(seed.pipedrive_persons(PEOPLE), start=110)}  # 110..209
+
+
+def prospect_emails() -> dict[str, int]:
+    return {p["email"].lower(): i for i, p in enumerate(PROSPECTS) if p["email"]}
+
+
+def person_emails() -> dict[str, int]:
+    return {p["email"].lower(): i for i, p in PERSONS.items()}
+
+
+@pytest.fixture
+def integration(user, sandbox):
+    """Two-way, system pairs + Industry and Employees, a constant on each receiving side."""
+    with sandbox.lock:  # a Snov.io custom field for the Snov.io constant
+        sandbox.snovio.state["custom_fields"].append(
+            {"label": "Lead source", "type": "string", "required": False}
+        )
+    return connected_integration(
+        user,
+        sandbox,
+        pairs=[
+            ("customFields[Industry]", INDUSTRY, "text"),
+            ("customFields[Employees]", EMPLOYEES, "number"),
+        ],
+        constants=[
+            (Provider.PIPEDRIVE, LEAD_SOURCE, "Snov.io campaign"),
+            (Provider.SNOVIO, "customFields[Lead source]", "Pipedrive"),
+        ],
+    )
+
+
+def all_persons(integration) -> list[dict]:
+    return list(PipedriveClient.for_connection(integration.pipedrive).iter_persons())
+
+
+def all_prospects(integration) -> list[dict]:
+    client = SnovioClient.for_connection(integration.snovio)
+    found: dict[str, dict] = {}
+    for lst in client.get_user_lists():
+        for prospect in client.iter_prospects(lst["id"]):
+            found.setdefault(prospect["id"], prospect)
+    return list(found.values())
+
+
+def by_email(records: list[dict], emails_of) -> dict[str, dict]:
+    index: dict[str, dict] = {}
+    for record in records:
+        for email in emails_of(record):
+            assert email not in index, f"two records share the email {email}"
+            index[email] = record
+    return index
+
+
+def person_email_list(person: dict) -> list[str]:
+    return [e["value"].lower() for e in person.get("emails") or []]
+
+
+def prospect_email_list(prospect: dict) -> list[str]:
+    return [e["email"].lower() for e in prospect.get("emails") or []]
+
+
+def primary_phone(person: dict) -> str | None:
+    return next((p["value"] for p in person.get("phones") or [] if p["primary"]), None)
+
+
+def remote_writes(sandbox) -> list[tuple[str, str, str]]:
+    """Requests that change data: Pipedrive POST/PATCH/DELETE, Snov.io add-prospect-to-list."""
+    return [
+        (remote, method, path)
+        for remote, method, path in sandbox.request_log
+        if (
+            remote == "pipedrive"
+            and method in ("POST", "PATCH", "PUT", "DELETE")
+            and "/oauth/" not in path
+        )
+        or (remote == "snovio" and path.endswith("add-prospect-to-list"))
+    ]
+
+
+def run_transfer(integration, direction, source, **kwargs) -> SyncRun:
+    run = transfer(
+        create_run(integration, direction, source, kwargs.pop("dry_run", False)), **kwargs
+    )
+    assert run.status == SyncRun.Status.DONE, run.error
+    return run
+
+
+# --- exact results ---------------------------------------------------------------------------
+@pytest.mark.parametrize("source", [Provider.SNOVIO, Provider.PIPEDRIVE])
+def test_transfer_to_pipedrive_gives_exactly_the_expected_persons(sandbox, integration, source):
+    run = run_transfer(integration, SyncRun.Direction.TO_PIPEDRIVE, source)
+
+    persons = by_email(all_persons(integration), person_email_list)  # no duplicate email
+    prospects = prospect_emails()
+    existing = person_emails()
+    assert len(all_persons(integration)) == len(PERSONS) + len(set(prospects) - set(existing))
+    sam = sandbox.pipedrive.user_id("Sam Seller")
+    campaign = sandbox.pipedrive.option_id("Lead source", "Snov.io campaign")
+    for email, i in prospects.items():
+        person, prospect = persons[email], PROSPECTS[i]
+        if email in existing:  # a conflict: the source app wins phone and job title
+            winner = prospect if source == Provider.SNOVIO else PERSONS[i]
+            assert primary_phone(person) == winner["phone"]
+            assert person["job_title"] == winner["position"]
+            assert person["owner_id"] == sandbox.pipedrive.user_id(PERSONS[i]["owner"])
+            assert person["custom_fields"][LEAD_SOURCE] is not None  # filled, never overwritten
+        else:
+            assert person["owner_id"] == sam
+            assert person["name"] == f"{prospect['first_name']} {prospect['last_name']}"
+            assert primary_phone(person) == prospect["phone"]
+            assert person["job_title"] == prospect["position"]
+            assert person["custom_fields"][LEAD_SOURCE] == campaign
+            if i % 3 == 0:  # prospects with custom fields
+                assert person["custom_fields"][INDUSTRY] == prospect["industry"]
+                assert person["custom_fields"][EMPLOYEES] == prospect["employees"]
+    overlap = len(set(prospects) & set(existing))
+    assert (run.created, run.conflicts, run.skipped, run.failed) == (
+        len(prospects) - overlap,
+        overlap,
+        len(PROSPECTS) - len(prospects),
+        0,
+    )
+    assert run.updated + run.unchanged == overlap
+    assert run.done == run.total == len(PROSPECTS)
+    reasons = set(run.events.filter(outcome="skipped").values_list("reason", flat=True))
+    assert len(reasons) == 1 and "No email" in reasons.pop()
+
+
+@pytest.mark.parametrize("source", [Provider.PIPEDRIVE, Provider.SNOVIO])
+def test_transfer_to_snovio_gives_exactly_the_expected_prospects(sandbox, integration, source):
+    run = run_transfer(integration, SyncRun.Direction.TO_SNOVIO, source)
+
+    everything = all_prospects(integration)
+    prospects = by_email(everything, prospect_email_list)  # no duplicate email
+    persons, known = person_emails(), prospect_emails()
+    created = set(persons) - set(known)
+    assert len(everything) == len(PROSPECTS) + len(created)
+    target = str(integration.target_list_id)
+    for email, i in persons.items():
+        prospect, person = prospects[email], PERSONS[i]
+        assert prospect["customFields"]["Lead source"] == "Pipedrive"  # constant, empty before
+        if email in known:
+            winner = person if source == Provider.PIPEDRIVE else PROSPECTS[i]
+            assert prospect["phones"] == [winner["phone"]]
+            assert prospect["position"] == winner["position"]
+            assert prospect["emails"][0]["isVerified"] is True  # found and verified by Snov.io
+        else:  # a Pipedrive contact that is new to Snov.io: in the sync-to list, unverified
+            assert prospect["emails"][0]["isVerified"] is False
+            assert prospect["emails"][0]["status"] == "unverified"
+            assert target in {
+                str(x) for x in sandbox.snovio.state["prospects"][prospect["id"]]["lists"]
+            }
+            assert prospect["phones"] == [person["phone"]]
+            assert prospect["position"] == person["position"]
+            assert prospect["customFields"]["Industry"] == person["industry"]
+            assert prospect["customFields"]["Employees"] == str(person["employees"])
+    overlap = len(set(persons) & set(known))
+    assert (run.created, run.conflicts, run.skipped, run.failed) == (len(created), overlap, 0, 0)
+    assert run.done == len(PERSONS)
+
+
+@pytest.mark.parametrize("source", [Provider.SNOVIO, Provider.PIPEDRIVE])
+def test_a_two_way_transfer_leaves_both_sides_with_the_source_apps_values(
+    sandbox, integration, source
+):
+    run_transfer(integration, SyncRun.Direction.TO_PIPEDRIVE, source)
+    run_transfer(integration, SyncRun.Direction.TO_SNOVIO, source)
+
+    persons = by_email(all_persons(integration), person_email_list)
+    prospects = by_email(all_prospects(integration), prospect_email_list)
+    assert set(persons) == set(prospects)  # every contact with an email is on both sides
+    for email in set(prospect_emails()) & set(person_emails()):
+        i = prospect_emails()[email]
+        winner = PROSPECTS[i] if source == Provider.SNOVIO else PERSONS[i]
+        assert primary_phone(persons[email]) == winner["phone"] == prospects[email]["phones"][0]
+        assert persons[email]["job_title"] == winner["position"] == prospects[email]["position"]
+
+
+# --- idempotence and preview -------------------------------------------------------------------
+@pytest.mark.parametrize("direction", [SyncRun.Direction.TO_PIPEDRIVE, SyncRun.Direction.TO_SNOVIO])
+def test_running_the_transfer_again_changes_nothing_and_writes_nothing(
+    sandbox, integration, direction
+):
+    first = run_transfer(integration, direction, None)
+    writes = len(remote_writes(sandbox))
+
+    again = run_transfer(integration, direction, None)
+
+    assert len(remote_writes(sandbox)) == writes, remote_writes(sandbox)[writes:]
+    assert (again.created, again.updated, again.conflicts, again.failed) == (0, 0, 0, 0)
+    assert again.unchanged == first.created + first.updated + first.unchanged
+    assert again.skipped == first.skipped
+
+
+def test_a_preview_counts_what_the_transfer_will_do_and_shows_each_conflicts_fields(
+    sandbox, integration
+):
+    integration.refresh_from_db()
+    preview = run_transfer(
+        integration, SyncRun.Direction.TO_PIPEDRIVE, Provider.SNOVIO, dry_run=True
+    )
+
+    assert remote_writes(sandbox) == []
+    assert integration.status_changes.count() == 0  # a preview never touches the status
+    conflicts = [row for row in preview.preview if row.get("conflicts")]
+    assert len(conflicts) == preview.conflicts
+    row = conflicts[0]
+    i = prospect_emails()[row["email"]]
+    assert row["fields"]["phone"] == {"old": PERSONS[i]["phone"], "new": PROSPECTS[i]["phone"]}
+    assert row["conflicts"]["phone"]["winner"] == "sending"
+
+    real = run_transfer(integration, SyncRun.Direction.TO_PIPEDRIVE, Provider.SNOVIO)
+    assert real.summary() == preview.summary()
+
+
+def test_the_integration_is_syncing_while_a_transfer_runs_and_active_after(sandbox, integration):
+    seen = []
+    run_transfer(
+        integration,
+        SyncRun.Direction.TO_PIPEDRIVE,
+        None,
+        page_size=20,
+        after_page=lambda run: seen.append(Integration.objects.get(pk=integration.pk).status),
+    )
+    assert set(seen) == {Integration.Status.SYNCING}
+    integration.refresh_from_db()
+    assert integration.status == Integration.Status.ACTIVE
+    assert list(integration.status_changes.values_list("to_status", flat=True)) == [
+        "active",
+        "syncing",
+    ]
+
+
+# --- crash and resume ------------------------------------------------------------------------
+class WorkerKilled(BaseException):
+    """Stands for the worker process ending: nothing in the transfer catches it."""
+
+
+def end_state(integration) -> dict:
+    persons = {
+        e: (p["name"], primary_phone(p), p.get("job_title"), p["owner_id"])
+        for e, p in by_email(all_persons(integration), person_email_list).items()
+    }
+    prospects = {
+        e: (p["name"], tuple(p["phones"]), p["position"])
+        for e, p in by_email(all_prospects(integration), prospect_email_list).items()
+    }
+    return {"persons": persons, "prospects": prospects}
+
+
+def counts(run: SyncRun) -> tuple:
+    return (
+        run.done,
+        run.created,
+        run.updated,
+        run.unchanged,
+        run.conflicts,
+        run.skipped,
+        run.failed,
+    )
+
+
+@pytest.mark.parametrize("direction", [SyncRun.Direction.TO_PIPEDRIVE, SyncRun.Direction.TO_SNOVIO])
+@pytest.mark.parametrize("where", ["after a checkpoint", "in the middle of a page"])
+def test_a_transfer_killed_mid_way_and_started_again_ends_like_an_uninterrupted_one(
+    sandbox, integration, direction, where, monkeypatch
+):
+    before = sandbox.dump()
+    clean = run_transfer(integration, direction, None, page_size=20)
+    expected_state, expected_counts = end_state(integration), counts(clean)
+
+    # Same starting point again: the sandbox as it was, and a fresh integration's records.
+    sandbox.pipedrive.load(before["pipedrive"])
+    sandbox.snovio.load(before["snovio"])
+    integration.links.all().delete()
+    run = create_run(integration, direction, None)
+    if where == "after a checkpoint":
+
+        def die(run):
+            if run.checkpoint.get("page", 1) > 2 or run.done >= 60:
+                raise WorkerKilled
+
+        with pytest.raises(WorkerKilled):
+            transfer(run, page_size=20, after_page=die)
+    else:
+        calls = {"n": 0}
+        method = (
+            "create_person"
+            if direction == SyncRun.Direction.TO_PIPEDRIVE
+            else "add_prospect_to_list"
+        )
+        cls = PipedriveClient if direction == SyncRun.Direction.TO_PIPEDRIVE else SnovioClient
+        original = getattr(cls, method)
+
+        def dying(self, *args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 30:
+                raise WorkerKilled
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, method, dying)
+        with pytest.raises(WorkerKilled):
+            transfer(run, page_size=20)
+        monkeypatch.setattr(cls, method, original)
+
+    run.refresh_from_db()
+    integration.refresh_from_db()
+    assert run.status == SyncRun.Status.RUNNING and run.done > 0  # left resumable
+    assert integration.status == Integration.Status.SYNCING
+    assert create_run(integration, direction, None) == run  # never a second transfer
+
+    resumed = transfer(run, page_size=20)
+
+    assert resumed.status == SyncRun.Status.DONE
+    assert end_state(integration) == expected_state
+    assert counts(resumed) == expected_counts
+    integration.refresh_from_db()
+    assert integration.status == Integration.Status.ACTIVE
+
+
+# --- cost ------------------------------------------------------------------------------------
+@contextmanager
+def fresh_sandbox(settings):
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        with serve_in_process(make_sandbox(settings, seed=False), rsps) as box:
+            yield box
+
+
+def measure(user, settings, direction: str, existing: int, records: int = 50) -> dict:
+    """Transfer `records` contacts against `existing` ones already on the receiving side."""
+    with fresh_sandbox(settings) as box:
+        box.snovio.create_list("Campaign list")
+        if direction == SyncRun.Direction.TO_PIPEDRIVE:
+            box.pipedrive.add_persons(existing)
+            box.snovio.add_prospects("Campaign list", records)
+        else:
+            box.snovio.add_prospects("Campaign list", existing)
+            for k in range(records):
+                box.pipedrive.add_persons(1, name=f"New Person {k}", email=f"new{k}@n.example")
+        integration = connected_integration(user, box, catalog=False)
+        box.request_log.clear()
+        run = run_transfer(integration, direction, None)
+        log = list(box.request_log)
+    receiving = "pipedrive" if direction == SyncRun.Direction.TO_PIPEDRIVE else "snovio"
+    listing = [
+        r
+        for r in log
+        if r[0] == receiving
+        and r[1] in ("GET", "POST")
+        and ("/persons" in r[2] and r[1] == "GET" or r[2].endswith("prospect-list"))
+    ]
+    assert run.created == records
+    per_record = (run.api_calls - len(listing)) / records
+    return {
+        "calls": run.api_calls,
+        "listing": len(listing),
+        "per_record": per_record,
+        "total_per_record": run.api_calls / records,
+    }
+
+
+@pytest.mark.parametrize("direction", [SyncRun.Direction.TO_PIPEDRIVE, SyncRun.Direction.TO_SNOVIO])
+def test_api_calls_per_transferred_record_do_not_grow_with_the_other_sides_size(
+    user, settings, direction
+):
+    small = measure(user, settings, direction, existing=100)
+    large = measure(user, settings, direction, existing=1000)
+    print(
+        f"\n{direction}: 50 records against 100 existing -> {small['calls']} calls "
+        f"({small['total_per_record']:.2f}/record, listing {small['listing']}); "
+        f"against 1000 -> {large['calls']} calls ({large['total_per_record']:.2f}/record, "
+        f"listing {large['listing']})"
+    )
+    # Everything but listing the other side (once) costs the same per record...
+    assert large["per_record"] == small["per_record"] <= 1.2
+    # ...and listing it once costs one call per page of it, not one per record.
+    page = 500 if direction == SyncRun.Direction.TO_PIPEDRIVE else 100
+    assert large["listing"] <= math.ceil(1000 / page) + 1
+
+
+def test_only_the_selected_lists_are_sent_when_all_lists_is_off(sandbox, integration):
+    lists = SnovioClient.for_connection(integration.snovio).get_user_lists()
+    integration.all_lists = False
+    integration.save()
+    ListSelection.objects.create(integration=integration, list_id=str(lists[1]["id"]))
+    run = run_transfer(integration, SyncRun.Direction.TO_PIPEDRIVE, None)
+    assert run.done == run.total == lists[1]["contacts"]
+
+
+# --- failures --------------------------------------------------------------------------------
+def test_a_record_the_remote_keeps_refusing_is_failed_with_its_error_and_sent_next_time(
+    sandbox, integration
+):
+    def break_next_create(run):
+        if run.checkpoint["page"] == 2 and run.checkpoint["list_index"] == 0:
+            sandbox.inject("pipedrive", "503", count=5, path=r"^/api/v2/persons$")
+
+    first = run_transfer(
+        integration,
+        SyncRun.Direction.TO_PIPEDRIVE,
+        None,
+        page_size=20,
+        after_page=break_next_create,
+    )
+    failed = first.events.get(outcome="failed")
+    assert "503 after 5 attempts" in failed.reason and "after retries" in failed.reason
+    assert first.failed == 1 and first.created == 102
+
+    again = run_transfer(integration, SyncRun.Direction.TO_PIPEDRIVE, None)
+    assert (again.created, again.failed) == (1, 0)
+    assert again.events.get(outcome="created").email == failed.email
+
+
+def test_a_transfer_whose_worker_died_is_resumed_by_the_scheduled_catch_up(
+    sandbox, integration, monkeypatch
+):
+    import django_q.conf
+
+    from integrations.tasks import resume_stalled_transfers
+
+    run = create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, None)
+
+    def die(run):
+        raise WorkerKilled
+
+    with pytest.raises(WorkerKilled):
+        transfer(run, page_size=20, after_page=die)
+    assert resume_stalled_transfers() == 0  # its last checkpoint is recent: maybe still alive
+    run.refresh_from_db()
+    run.checkpoint["heartbeat"] = "2020-01-01T00:00:00+00:00"
+    run.save()
+    monkeypatch.setattr(django_q.conf.Conf, "SYNC", True)
+
+    assert resume_stalled_transfers() == 1
+
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.DONE and run.done == run.total == len(PROSPECTS)
+    integration.refresh_from_db()
+    assert integration.status == Integration.Status.ACTIVE
