@@ -319,7 +319,6 @@ class SyncRun(models.Model):
         )
 
 
-
 class SyncEvent(models.Model):
     """What happened to one record and why: created, updated, unchanged, skipped, failed."""
 

@@ -44,6 +44,7 @@ RATE = float(os.environ.get("BENCH_RATE", 20))  # events per second
 SECONDS = float(os.environ.get("BENCH_SECONDS", 10))
 WORKERS = int(os.environ.get("BENCH_WORKERS", 4))
 BURST = int(os.environ.get("BENCH_PIPEDRIVE_BURST", 480))  # Pipedrive Ultimate: 480 / 2 s
+DIRECTION = os.environ.get("BENCH_DIRECTION", "two_way")
 BASE_DIR = Path(django_settings.BASE_DIR)
 
 
@@ -188,7 +189,7 @@ def test_event_to_pipedrive_action_latency_at_20_events_per_second(
 ):
     sandbox = sandbox_http
     user = django_user_model.objects.create_user("bench", "bench@example.com", "bench-pw-123")
-    integration = launched_integration(user, sandbox)
+    integration = launched_integration(user, sandbox, DIRECTION)
     sales = next(
         p["id"] for p in sandbox.pipedrive.state["pipelines"].values() if p["name"] == "Sales"
     )
@@ -240,7 +241,8 @@ def test_event_to_pipedrive_action_latency_at_20_events_per_second(
 
     print(
         f"firing {total} events at {RATE:g}/s for {SECONDS:g} s; {WORKERS} workers; "
-        f"database {connection.vendor}; Pipedrive burst limit {BURST} per 2 s"
+        f"database {connection.vendor}; Pipedrive burst limit {BURST} per 2 s; "
+        f"direction {DIRECTION}"
     )
     start = time.time()
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="fire") as pool:
@@ -299,3 +301,23 @@ def test_event_to_pipedrive_action_latency_at_20_events_per_second(
     print(report("sandbox fired -> delivery received", queue))
     print(report("sandbox fired -> deal created", fire_to_deal))
     print(report("sandbox fired -> chain done (3 actions)", fire_to_done))
+    _print_tasks(runs)
+
+
+def _print_tasks(runs: list[AutomationRun]) -> None:
+    """Where the time goes: waiting in the queue vs running, from django-q2's task records."""
+    from django_q.models import Task
+
+    by_name = {f"automation-run-{r.pk}": r for r in runs}
+    waits, spans = [], []
+    funcs: dict[str, int] = {}
+    for task in Task.objects.all():
+        funcs[task.func] = funcs.get(task.func, 0) + 1
+        run = by_name.get(task.name)
+        if run is not None:
+            waits.append((task.started - run.received_at).total_seconds())
+            spans.append((task.stopped - task.started).total_seconds())
+    print("tasks run by the worker: " + ", ".join(f"{f} x{n}" for f, n in sorted(funcs.items())))
+    if waits:
+        print(report("delivery received -> task started (queue)", waits))
+        print(report("task started -> task finished (run)", spans))

@@ -235,7 +235,11 @@ def test_a_preview_counts_what_the_transfer_will_do_and_shows_each_conflicts_fie
     assert len(conflicts) == preview.conflicts
     row = conflicts[0]
     i = prospect_emails()[row["email"]]
-    assert row["fields"]["phone"] == {"old": PERSONS[i]["phone"], "new": PROSPECTS[i]["phone"]}
+    assert row["fields"]["phone"] == {
+        "old": PERSONS[i]["phone"],
+        "new": PROSPECTS[i]["phone"],
+        "label": "Phone (primary)",
+    }
     assert row["conflicts"]["phone"]["winner"] == "sending"
 
     real = run_transfer(integration, SyncRun.Direction.TO_PIPEDRIVE, Provider.SNOVIO)
