@@ -98,12 +98,20 @@ def sandbox_http(settings, live_server):
     from integrations.sandbox.core import Sandbox
     from integrations.sandbox.server import make_handler
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(Sandbox(seed=False)))
+    def handler(box: Sandbox) -> type:
+        class Handler(make_handler(box)):
+            # Headers and body leave in separate writes: without TCP_NODELAY every answer
+            # waits ~40 ms for the client's delayed ACK (Nagle), which would swamp the figures.
+            disable_nagle_algorithm = True
+
+        return Handler
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler(Sandbox(seed=False)))
     server.daemon_threads = True
     url = f"http://127.0.0.1:{server.server_address[1]}"
     sandbox = Sandbox(public_url=url, seed=True)
     sandbox.deliver = AsyncDeliveries()
-    server.RequestHandlerClass = make_handler(sandbox)
+    server.RequestHandlerClass = handler(sandbox)
     settings.PIPEDRIVE_OAUTH_URL = f"{url}/pipedrive"
     settings.PIPEDRIVE_API_URL = f"{url}/pipedrive"
     settings.SNOVIO_API_URL = f"{url}/snovio"

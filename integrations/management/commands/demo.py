@@ -15,6 +15,10 @@ from django.core.management.base import BaseCommand, CommandError
 DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = "Run the whole demo locally: sandbox (8765), web server (8000) and a worker."
 
@@ -27,6 +31,9 @@ class Command(BaseCommand):
         web, box = options["web_port"], options["sandbox_port"]
         sandbox_url = f"http://127.0.0.1:{box}"
         web_url = f"http://127.0.0.1:{web}"
+        # Ctrl-C (or a plain `kill`) stops all three children, even when started in background.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _interrupt)
         call_command("migrate", interactive=False, verbosity=0)
         self._demo_login()
         env = self._child_env(sandbox_url, web_url)
