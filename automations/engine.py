@@ -37,7 +37,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from automations.models import ActionKind, ActionOutcome, AutomationRun, ScenarioAction
+from automations.models import ActionKind, ActionOutcome, AutomationRun, ScenarioAction, Trigger
 from integrations.http import RemoteError
 from integrations.models import Integration, ListSelection, RecordLink
 
@@ -49,6 +49,7 @@ TASK = "automations.tasks.run_contact_queue"
 LEASE_SECONDS = 660
 RUNNING_PREFIX = "Running since "
 HELD_REASON = "Held while the integration is {status}; runs when it is Active again."
+INTERNAL_ERROR = "Interrupted by an internal error"
 INTERRUPTED = "Interrupted before Pipedrive confirmed; checked again when the run is retried."
 # How far the remote clock may run behind ours when an interrupted create is looked up.
 CLOCK_SKEW = timedelta(seconds=120)
@@ -285,14 +286,13 @@ def _perform_run(run: AutomationRun) -> bool:
         _execute(run, integration)
     except BaseException as exc:
         # Unexpected (a bug, the database): leave the run pending so it runs again.
-        _release(run, f"Interrupted by an internal error ({exc.__class__.__name__}); runs again.")
+        _release(run, f"{INTERNAL_ERROR} ({exc.__class__.__name__}); runs again.")
         raise
     return True
 
 
 def _claim(run: AutomationRun) -> bool:
-    """Take the run with a compare-and-swap on its reason (the lease)."""
-    run.refresh_from_db(fields=["status", "reason"])
+    """Take the run with a compare-and-swap on its reason (the lease), as it was just read."""
     if run.status != AutomationRun.Status.PENDING:
         return False
     current = run.reason
@@ -309,6 +309,9 @@ def _claim(run: AutomationRun) -> bool:
     ).update(reason=lease)
     if taken:
         run.reason = lease
+        # A run taken over from a stopped worker, or released after an error, may have
+        # outcomes already: only then are they looked up.
+        run.retried = current.startswith((RUNNING_PREFIX, INTERNAL_ERROR))
     return bool(taken)
 
 
@@ -357,8 +360,6 @@ def _has_enabled_actions(integration: Integration, trigger: str | None) -> bool:
 
 
 def _no_scenario_reason(trigger: str | None) -> str:
-    from automations.models import Trigger
-
     label = Trigger(trigger).label if trigger in Trigger.values else trigger
     return f"No enabled action for “{label}”."
 
@@ -378,7 +379,7 @@ def _execute(run: AutomationRun, integration: Integration) -> None:
     if not_synced:
         _finish(run, AutomationRun.Status.IGNORED, not_synced)
         return
-    previous = {o.kind: o for o in run.outcomes.all()}
+    previous = {o.kind: o for o in run.outcomes.all()} if getattr(run, "retried", True) else {}
     outcomes: list[ActionOutcome] = []
     for action in actions:
         prior = previous.get(action.kind)
@@ -619,7 +620,7 @@ def add_activity(ctx: RunContext, action: ScenarioAction, outcome: ActionOutcome
     client = ctx.pipedrive()
     if _is_provisional(outcome):
         activity = _find_interrupted(
-            _list_activities(client, person),
+            client.list_activities(person_id=person),
             outcome.pipedrive_objects["intent"],
             lambda a: a.get("subject") == subject and not a.get("done"),
         )
@@ -635,14 +636,6 @@ def add_activity(ctx: RunContext, action: ScenarioAction, outcome: ActionOutcome
             "type": activity.get("type", "task"),
         },
     }
-
-
-def _list_activities(client: Any, person_id: int) -> list[dict]:
-    """The person's activities (to find one an interrupted attempt created)."""
-    if hasattr(client, "list_activities"):
-        return client.list_activities(person_id=person_id)
-    # PipedriveClient has no list_activities (yet): the same v2 endpoint through its pager.
-    return list(client._iter_v2("/api/v2/activities", {"person_id": person_id, "limit": 500}))
 
 
 HANDLERS = {
@@ -779,9 +772,8 @@ def _person(ctx: RunContext) -> int:
 
 def _resolve_person(ctx: RunContext) -> int:
     email = ctx.event.email
+    # The sync engine keys its links by the normalised email, as this engine does.
     link = RecordLink.objects.filter(integration=ctx.integration, email=email).first()
-    if link is None:
-        link = RecordLink.objects.filter(integration=ctx.integration, email__iexact=email).first()
     if link and link.pipedrive_person_id:
         ctx.person_id = link.pipedrive_person_id
         ctx.person_name = ctx.event.name

@@ -134,7 +134,6 @@ def snovio_hook(request: HttpRequest, secret: str) -> HttpResponse:
     payload = _json(request)
     if not isinstance(payload, dict):
         return JsonResponse({"error": "body is not a JSON object"}, status=400)
-    handed = _to_automations(integration, payload)
     stored = False
     if integration.include_email_history and integration.sends_to_pipedrive:
         kind = f"{payload.get('event_object', 'event')}.{payload.get('event_action', '')}"
@@ -147,6 +146,12 @@ def snovio_hook(request: HttpRequest, secret: str) -> HttpResponse:
         )
         if stored:
             _enqueue(integration)
+    try:
+        handed = _to_automations(integration, payload)
+    except Exception:
+        # Answering an error makes Snov.io deliver again; both stores above ignore duplicates.
+        log.exception("integration %s: automations could not take a Snov.io event", integration.pk)
+        return JsonResponse({"error": "event not recorded, please retry"}, status=503)
     return JsonResponse({"ok": True, "automations": handed, "email_history": stored})
 
 
@@ -157,11 +162,7 @@ def _to_automations(integration: Integration, payload: dict) -> bool:
     receive = getattr(import_module("automations.engine"), "receive_event", None)
     if receive is None:
         return False
-    try:
-        receive(integration, payload)
-    except Exception:  # an automation problem must not lose the email history
-        log.exception("integration %s: automations could not take a Snov.io event", integration.pk)
-        return False
+    receive(integration, payload)
     return True
 
 

@@ -53,8 +53,8 @@ def api(live) -> PipedriveClient:
 
 
 def activities_of(client: PipedriveClient, person_id: int) -> list[dict]:
-    """GET /api/v2/activities?person_id=... through the client's transport."""
-    return list(client._iter_v2("/api/v2/activities", {"person_id": person_id, "limit": 500}))
+    """GET /api/v2/activities?person_id=... as any API user would read them."""
+    return client.list_activities(person_id=person_id)
 
 
 def new_prospect(sandbox) -> tuple[str, str]:

@@ -42,7 +42,7 @@ from tests.integrations.integration_support import launched_integration
 
 RATE = float(os.environ.get("BENCH_RATE", 20))  # events per second
 SECONDS = float(os.environ.get("BENCH_SECONDS", 10))
-WORKERS = int(os.environ.get("BENCH_WORKERS", 4))
+WORKERS = int(os.environ.get("BENCH_WORKERS", os.environ.get("Q_WORKERS", 2)))
 BURST = int(os.environ.get("BENCH_PIPEDRIVE_BURST", 480))  # Pipedrive Ultimate: 480 / 2 s
 DIRECTION = os.environ.get("BENCH_DIRECTION", "two_way")
 BASE_DIR = Path(django_settings.BASE_DIR)
@@ -98,20 +98,12 @@ def sandbox_http(settings, live_server):
     from integrations.sandbox.core import Sandbox
     from integrations.sandbox.server import make_handler
 
-    def handler(box: Sandbox) -> type:
-        class Handler(make_handler(box)):
-            # Headers and body leave in separate writes: without TCP_NODELAY every answer
-            # waits ~40 ms for the client's delayed ACK (Nagle), which would swamp the figures.
-            disable_nagle_algorithm = True
-
-        return Handler
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler(Sandbox(seed=False)))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(Sandbox(seed=False)))
     server.daemon_threads = True
     url = f"http://127.0.0.1:{server.server_address[1]}"
     sandbox = Sandbox(public_url=url, seed=True)
     sandbox.deliver = AsyncDeliveries()
-    server.RequestHandlerClass = handler(sandbox)
+    server.RequestHandlerClass = make_handler(sandbox)
     settings.PIPEDRIVE_OAUTH_URL = f"{url}/pipedrive"
     settings.PIPEDRIVE_API_URL = f"{url}/pipedrive"
     settings.SNOVIO_API_URL = f"{url}/snovio"
@@ -252,6 +244,8 @@ def test_event_to_pipedrive_action_latency_at_20_events_per_second(
         f"database {connection.vendor}; Pipedrive burst limit {BURST} per 2 s; "
         f"direction {DIRECTION}"
     )
+    app_cpu_start = time.process_time()
+    worker_cpu_start = cpu_seconds(qcluster.pid)
     start = time.time()
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="fire") as pool:
         for i, email in enumerate(emails):
@@ -309,23 +303,36 @@ def test_event_to_pipedrive_action_latency_at_20_events_per_second(
     print(report("sandbox fired -> delivery received", queue))
     print(report("sandbox fired -> deal created", fire_to_deal))
     print(report("sandbox fired -> chain done (3 actions)", fire_to_done))
-    _print_tasks(runs)
+    _print_tasks()
+    app_cpu = time.process_time() - app_cpu_start
+    worker_cpu = cpu_seconds(qcluster.pid) - worker_cpu_start
+    print(
+        f"CPU per event: app + sandbox process {app_cpu / total * 1000:.0f} ms, "
+        f"worker processes {worker_cpu / total * 1000:.0f} ms "
+        f"({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})"
+    )
 
 
-def _print_tasks(runs: list[AutomationRun]) -> None:
-    """Where the time goes: waiting in the queue vs running, from django-q2's task records."""
+def _print_tasks() -> None:
     from django_q.models import Task
 
-    by_name = {f"automation-run-{r.pk}": r for r in runs}
-    waits, spans = [], []
     funcs: dict[str, int] = {}
-    for task in Task.objects.all():
-        funcs[task.func] = funcs.get(task.func, 0) + 1
-        run = by_name.get(task.name)
-        if run is not None:
-            waits.append((task.started - run.received_at).total_seconds())
-            spans.append((task.stopped - task.started).total_seconds())
+    for func in Task.objects.values_list("func", flat=True):
+        funcs[func] = funcs.get(func, 0) + 1
     print("tasks run by the worker: " + ", ".join(f"{f} x{n}" for f, n in sorted(funcs.items())))
-    if waits:
-        print(report("delivery received -> task started (queue)", waits))
-        print(report("task started -> task finished (run)", spans))
+
+
+def cpu_seconds(pgid: int) -> float:
+    """User + system CPU time of every live process in a process group (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # field 5 of stat: the process group
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total

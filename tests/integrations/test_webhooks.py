@@ -175,14 +175,24 @@ def test_a_snovio_event_is_not_kept_for_the_history_when_it_is_off(integration, 
     assert not PendingChange.objects.exists()
 
 
-def test_a_failing_automation_does_not_lose_the_delivery(integration, monkeypatch):
-    def broken(integration, payload):
-        raise RuntimeError("boom")
+def test_a_failing_automation_asks_snovio_to_deliver_again_and_loses_nothing(
+    integration, monkeypatch
+):
+    calls = []
 
-    monkeypatch.setattr("automations.engine.receive_event", broken)
-    response = post_snovio(integration, SNOVIO_EVENT)
-    assert response.status_code == 200 and response.json()["automations"] is False
-    assert PendingChange.objects.count() == 1
+    def broken_once(integration, payload):
+        calls.append(payload)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+
+    monkeypatch.setattr("automations.engine.receive_event", broken_once)
+    failed = post_snovio(integration, SNOVIO_EVENT)
+    retried = post_snovio(integration, SNOVIO_EVENT)
+
+    assert failed.status_code == 503 and "retry" in failed.json()["error"]
+    assert retried.status_code == 200 and retried.json()["automations"] is True
+    assert len(calls) == 2
+    assert PendingChange.objects.count() == 1  # the email history kept it once
 
 
 # --- pages -----------------------------------------------------------------------------------
