@@ -14,6 +14,7 @@ from integrations import services
 from integrations.models import (
     Connection,
     ConstantField,
+    EmailActivity,
     FieldMapping,
     Integration,
     ListSelection,
@@ -209,6 +210,13 @@ class SyncEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("at", "integration", "direction", "email", "outcome", "reason")
     list_filter = ("outcome", "direction")
     search_fields = ("email", "record_id", "reason")
+
+
+@admin.register(EmailActivity)
+class EmailActivityAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("email_key", "integration", "activity_id", "status", "updated_at")
+    list_filter = ("status",)
+    search_fields = ("email_key",)
 
 
 @admin.register(PendingChange)

@@ -3,16 +3,24 @@
 Timeouts on every call, bounded retries with backoff on 5xx, connection errors and timeouts,
 429 answered by waiting for `Retry-After` / `x-ratelimit-reset`, the shared rate limiter
 before every attempt, and errors that say whether retrying could ever help.
+
+A request that creates something (a POST, unless the caller says resending it is harmless) is
+never resent blindly after an *ambiguous* failure: a read timeout or a 5xx may come after the
+server processed it, and a second POST would make a second person, deal or activity. It raises
+`RemoteError(ambiguous=True)` instead, and the caller looks for the record before creating it
+again (`create_once`). A 429 and a connection that was never made are safe to retry: the
+server cannot have seen the request.
 """
 
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from django.conf import settings
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from integrations.ratelimit import RateLimiter
 
@@ -20,7 +28,11 @@ log = logging.getLogger(__name__)
 
 
 class RemoteError(Exception):
-    """A remote call that did not succeed. `permanent` means a retry cannot help."""
+    """A remote call that did not succeed. `permanent` means a retry cannot help.
+
+    `ambiguous` means the remote may have processed the request although no answer says so
+    (a create that timed out or got a 5xx): retryable, but only after checking for the record.
+    """
 
     def __init__(
         self,
@@ -30,12 +42,14 @@ class RemoteError(Exception):
         status: int | None = None,
         permanent: bool = False,
         body: Any = None,
+        ambiguous: bool = False,
     ):
         super().__init__(message)
         self.remote = remote
         self.status = status
         self.permanent = permanent
         self.body = body
+        self.ambiguous = ambiguous
 
 
 class AuthError(RemoteError):
@@ -56,6 +70,9 @@ class RateLimited(RemoteError):
 
 
 RETRY_STATUSES = {500, 502, 503, 504}
+# Methods whose repetition changes nothing more than the first request did.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
+NOT_RESENT = "not resent, as the remote may have processed it"
 
 
 @dataclass
@@ -70,8 +87,16 @@ class HttpClient:
     sleep: Callable[[float], None] = time.sleep
     calls: int = 0
 
-    def request(self, method: str, url: str, **kwargs) -> requests.Response:
-        """Send one request with retries; return the response (2xx, 401, 4xx) or raise."""
+    def request(
+        self, method: str, url: str, *, idempotent: bool | None = None, **kwargs
+    ) -> requests.Response:
+        """Send one request with retries; return the response (2xx, 401, 4xx) or raise.
+
+        `idempotent` says whether sending the request twice is harmless (default: by method,
+        so a POST is not); a non-idempotent request is resent only when it surely never
+        reached the server.
+        """
+        resend_ok = method.upper() in IDEMPOTENT_METHODS if idempotent is None else idempotent
         attempt = 0
         while True:
             attempt += 1
@@ -81,43 +106,112 @@ class HttpClient:
                 self.calls += 1
                 response = self.session.request(method, url, timeout=self.timeout, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                if attempt > self.max_retries:
-                    raise RemoteError(
-                        f"{self.remote}: {method} {_path(url)} failed after {attempt} attempts: "
-                        f"{exc.__class__.__name__}",
-                        remote=self.remote,
-                    ) from exc
-                self._pause(attempt)
+                self._transport_failed(exc, method, url, attempt, resend_ok)
                 continue
             if response.status_code == 429:
-                wait = _retry_after(response)
-                if attempt > self.max_retries or wait > self.max_wait:
-                    raise RateLimited(
-                        f"{self.remote}: rate limit hit ({_which_limit(response)}); "
-                        f"retry in {wait:.0f} s",
-                        remote=self.remote,
-                        status=429,
-                        retry_after=wait,
-                        limit=_which_limit(response),
-                    )
-                log.info("%s rate limited, waiting %.1f s", self.remote, wait)
-                self.sleep(wait)
+                self._wait_for_limit(response, attempt)
                 continue
             if response.status_code in RETRY_STATUSES:
-                if attempt > self.max_retries:
-                    raise RemoteError(
-                        f"{self.remote}: {method} {_path(url)} answered {response.status_code} "
-                        f"after {attempt} attempts",
-                        remote=self.remote,
-                        status=response.status_code,
-                        body=_body(response),
-                    )
-                self._pause(attempt)
+                self._server_failed(response, method, url, attempt, resend_ok)
                 continue
             return response
 
-    def _pause(self, attempt: int) -> None:
+    def pause(self, attempt: int) -> None:
+        """The backoff before retry number `attempt` (also used by `create_once`)."""
         self.sleep(min(self.backoff * 2 ** (attempt - 1), 30))
+
+    def _transport_failed(
+        self, exc: Exception, method: str, url: str, attempt: int, resend_ok: bool
+    ) -> None:
+        """Raise, or pause before the next attempt, after a timeout or connection error."""
+        what = f"{self.remote}: {method} {_path(url)}"
+        if not resend_ok and not _never_sent(exc):
+            raise RemoteError(
+                f"{what} got no answer ({exc.__class__.__name__}); {NOT_RESENT}",
+                remote=self.remote,
+                ambiguous=True,
+            ) from exc
+        if attempt > self.max_retries:
+            raise RemoteError(
+                f"{what} failed after {attempt} attempts: {exc.__class__.__name__}",
+                remote=self.remote,
+            ) from exc
+        self.pause(attempt)
+
+    def _wait_for_limit(self, response: requests.Response, attempt: int) -> None:
+        """A 429 was refused before any processing: wait as told, then resend (any method)."""
+        wait = _retry_after(response)
+        if attempt > self.max_retries or wait > self.max_wait:
+            raise RateLimited(
+                f"{self.remote}: rate limit hit ({_which_limit(response)}); retry in {wait:.0f} s",
+                remote=self.remote,
+                status=429,
+                retry_after=wait,
+                limit=_which_limit(response),
+            )
+        log.info("%s rate limited, waiting %.1f s", self.remote, wait)
+        self.sleep(wait)
+
+    def _server_failed(
+        self, response: requests.Response, method: str, url: str, attempt: int, resend_ok: bool
+    ) -> None:
+        """Raise, or pause before the next attempt, after a 5xx answer."""
+        what = f"{self.remote}: {method} {_path(url)} answered {response.status_code}"
+        if not resend_ok:
+            # A gateway error or a crash may come after the create was committed.
+            raise RemoteError(
+                f"{what}; {NOT_RESENT}",
+                remote=self.remote,
+                status=response.status_code,
+                body=_body(response),
+                ambiguous=True,
+            )
+        if attempt > self.max_retries:
+            raise RemoteError(
+                f"{what} after {attempt} attempts",
+                remote=self.remote,
+                status=response.status_code,
+                body=_body(response),
+            )
+        self.pause(attempt)
+
+
+T = TypeVar("T")
+
+
+def create_once(
+    create: Callable[[], T],
+    find: Callable[[], T | None] | None,
+    *,
+    http: HttpClient,
+    what: str = "record",
+) -> T:
+    """Create a record without ever making two: after an ambiguous failure, look for the record
+    the failed attempt may have made, and create again only when it is not there.
+
+    Tries as often as `HttpClient` retries a GET; the last error says how many attempts were
+    made. Errors that are not ambiguous are raised at once (the remote said no, or never saw
+    it), and so is an ambiguous one when there is no `find` to check with.
+    """
+    attempts = http.max_retries + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            return create()
+        except RemoteError as exc:
+            if not exc.ambiguous or find is None:
+                raise
+            failure = exc
+        http.pause(attempt)  # gives a late create time to show in the remote's listings
+        found = find()
+        if found is not None:
+            log.info("%s %s was created although its answer was lost", http.remote, what)
+            return found
+    raise RemoteError(
+        f"{failure} ({what} still missing after {attempts} attempts, each checked for)",
+        remote=failure.remote,
+        status=failure.status,
+        body=failure.body,
+    )
 
 
 def raise_for_status(response: requests.Response, remote: str) -> None:
@@ -159,6 +253,17 @@ def _body(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return response.text[:500]
+
+
+def _never_sent(exc: Exception) -> bool:
+    """Whether the request surely never reached the server: no connection was made."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.Timeout):
+        return False  # a read timeout: sent, and the answer did not come
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # requests wraps urllib3's MaxRetryError
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError)
 
 
 def _path(url: str) -> str:

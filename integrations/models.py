@@ -348,6 +348,36 @@ class SyncEvent(models.Model):
         return f"{self.email or self.record_id}: {self.outcome}"
 
 
+class EmailActivity(models.Model):
+    """The Pipedrive activity that shows one campaign email (the email history).
+
+    The row is reserved (no `activity_id`) *before* the activity is created, so a worker that
+    dies between the create and recording its id leaves a trace: the retry looks for the
+    activity on the person (by its marker) instead of creating a second one.
+    """
+
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="email_activities"
+    )
+    # sha1 of campaign, recipient and subject (`email_history.activity_key`).
+    email_key = models.CharField(max_length=64)
+    activity_id = models.BigIntegerField(null=True, blank=True)
+    # The email status the activity shows ("Sent", "Opened", ...); while reserved, the one
+    # it is being created with.
+    status = models.CharField(max_length=20, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "email_key"], name="unique_email_activity"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email_key[:12]} → {self.activity_id or 'reserved'} ({self.status})"
+
+
 class PendingChange(models.Model):
     """A change received from either side, applied in order by one worker at a time."""
 

@@ -1,8 +1,8 @@
 """The Pipedrive client: one small method per endpoint SyncBridge uses.
 
-API v2 for persons, deals, activities, pipelines and stages; v1 only where v2 has nothing
-(users, person fields, webhooks). Every request goes through one `HttpClient` with the
-company's shared rate limiter. OAuth connections call `{api_domain}/api/...` and refresh
+API v2 for persons, organizations, deals, activities, pipelines and stages; v1 only where v2
+has nothing (users, person fields, webhooks). Every request goes through one `HttpClient` with
+the company's shared rate limiter. OAuth connections call `{api_domain}/api/...` and refresh
 their token before it runs out and once on a 401; legacy API-token connections send
 `x-api-token` to `settings.PIPEDRIVE_API_URL`.
 """
@@ -110,6 +110,53 @@ class PipedriveClient:
         }
         for entry in self._iter_v2("/api/v2/persons/search", params, key="items"):
             yield entry.get("item") or {}
+
+    # --- organizations (v2) ----------------------------------------------------------------
+    def list_organizations_page(
+        self, cursor: str | None = None, limit: int = PAGE_LIMIT
+    ) -> tuple[list[dict], str | None]:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        body = self._get("/api/v2/organizations", params)
+        return body.get("data") or [], _next_cursor(body)
+
+    def iter_organizations(self) -> Iterator[dict]:
+        """Every organization, cursor pages of 500 (listed once, then matched locally)."""
+        cursor = None
+        while True:
+            page, cursor = self.list_organizations_page(cursor)
+            yield from page
+            if not cursor:
+                return
+
+    def get_organization(self, org_id: int) -> dict:
+        return self._get(f"/api/v2/organizations/{int(org_id)}")["data"]
+
+    def create_organization(self, data: dict) -> dict:
+        return self._call("POST", "/api/v2/organizations", json=data)["data"]
+
+    def find_organizations_by_name(self, name: str) -> list[dict]:
+        """Organizations named exactly `name` (any case): search, then filtered here.
+
+        Costs a search (20 tokens): for checking after a lost create answer, not for matching
+        every record (list once with `iter_organizations` for that).
+        """
+        target = name.strip().casefold()
+        if not target:
+            return []
+        params = {
+            "term": name.strip(),
+            "fields": "name",
+            "exact_match": "true",
+            "limit": SEARCH_LIMIT,
+        }
+        items = self._iter_v2("/api/v2/organizations/search", params, key="items")
+        return [
+            entry["item"]
+            for entry in items
+            if str((entry.get("item") or {}).get("name") or "").strip().casefold() == target
+        ]
 
     # --- deals, activities (v2) ------------------------------------------------------------
     def list_deals(self, person_id: int | None = None, status: str | None = "open") -> list[dict]:

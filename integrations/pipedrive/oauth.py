@@ -124,6 +124,8 @@ def _token_request(body: str, http: HttpClient | None) -> dict:
     response = http.request(
         "POST",
         _oauth_url(TOKEN_PATH),
+        # Resending creates nothing: a grant spent by a lost first answer is refused (400).
+        idempotent=True,
         data=body,
         headers=FORM_HEADERS,
         auth=HTTPBasicAuth(settings.PIPEDRIVE_CLIENT_ID, settings.PIPEDRIVE_CLIENT_SECRET),

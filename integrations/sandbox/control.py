@@ -3,7 +3,7 @@
 GET  /                      index: demo credentials, state counts, fire a campaign event
 GET  /_sandbox/state        the whole state as JSON
 POST /_sandbox/reset        forget everything and re-seed (`{"seed": false}` for empty)
-POST /_sandbox/faults       inject `{remote, kind, count, path, delay}`
+POST /_sandbox/faults       inject `{remote, kind, count, path, delay, method}`
 POST /_sandbox/rate-limit   `{remote, limit, period}`; limit null turns it off
 POST /_sandbox/events       fire a Snov.io campaign event (form or JSON)
 """
@@ -45,6 +45,7 @@ def handle(sandbox: Sandbox, method: str, raw_path: str, headers: dict, body: by
             int(data.get("count", 1)),
             data.get("path", ""),
             float(data.get("delay", 0)),
+            data.get("method", ""),
         )
         return json_response({"success": True, "faults": [f.as_dict() for f in sandbox.faults]})
     if path == "/_sandbox/rate-limit" and method == "POST":

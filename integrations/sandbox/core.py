@@ -65,16 +65,41 @@ def json_response(body: Any, status: int = 200, **headers: str) -> SandboxRespon
 
 
 class Fault:
-    """An injected failure: `kind` is a status code ("500"), "timeout", "slow" or "revoked"."""
+    """An injected failure: `kind` is a status code ("500"), "timeout", "slow", "revoked" or
+    "lost_response" (the request is processed, then answered 504 as if a gateway lost the
+    answer). `path` is a regex on the path; `method` ("POST"...) limits it to one method."""
 
-    def __init__(self, remote: str, kind: str, count: int = 1, path: str = "", delay: float = 0):
+    def __init__(
+        self,
+        remote: str,
+        kind: str,
+        count: int = 1,
+        path: str = "",
+        delay: float = 0,
+        method: str = "",
+    ):
         self.remote, self.kind, self.count, self.path, self.delay = remote, kind, count, path, delay
+        self.method = method.upper()
 
-    def matches(self, remote: str, path: str) -> bool:
-        return self.count > 0 and remote == self.remote and re.search(self.path or "", path)
+    def matches(self, remote: str, method: str, path: str) -> bool:
+        return (
+            self.count > 0
+            and remote == self.remote
+            and self.method in ("", method)
+            and bool(re.search(self.path or "", path))
+        )
 
     def as_dict(self) -> dict:
-        return {"remote": self.remote, "kind": self.kind, "count": self.count, "path": self.path}
+        return {
+            "remote": self.remote,
+            "kind": self.kind,
+            "count": self.count,
+            "path": self.path,
+            "method": self.method,
+        }
+
+
+LOST_RESPONSE = "lost_response"
 
 
 class SandboxTimeout(Exception):
@@ -167,9 +192,17 @@ class Sandbox:
             remote.load(data.get(name, {}))
 
     # --- faults and limits -----------------------------------------------------------------
-    def inject(self, remote: str, kind: str, count: int = 1, path: str = "", delay: float = 0):
+    def inject(
+        self,
+        remote: str,
+        kind: str,
+        count: int = 1,
+        path: str = "",
+        delay: float = 0,
+        method: str = "",
+    ) -> None:
         with self.lock:
-            self.faults.append(Fault(remote, kind, count, path, delay))
+            self.faults.append(Fault(remote, kind, count, path, delay, method))
 
     def set_rate_limit(self, remote: str, limit: int | None, period: float = 2.0) -> None:
         with self.lock:
@@ -178,9 +211,9 @@ class Sandbox:
             else:
                 self.rate_limits[remote] = RollingLimit(limit, period)
 
-    def _take_fault(self, remote: str, path: str) -> Fault | None:
+    def _take_fault(self, remote: str, request: SandboxRequest) -> Fault | None:
         for fault in self.faults:
-            if fault.matches(remote, path):
+            if fault.matches(remote, request.method, request.path):
                 fault.count -= 1
                 return fault
         return None
@@ -189,19 +222,36 @@ class Sandbox:
     def handle(self, remote: str, request: SandboxRequest) -> SandboxResponse:
         with self.lock:
             self.request_log.append((remote, request.method, request.path))
-            fault = self._take_fault(remote, request.path)
+            fault = self._take_fault(remote, request)
         if fault:
-            if fault.kind == "timeout":
-                raise SandboxTimeout(request.path)
-            if fault.kind == "slow":
-                time.sleep(fault.delay or 1.0)
-            elif fault.kind == "revoked":
-                with self.lock:
-                    self.remotes[remote].revoke_all()
-            else:
-                return json_response(
-                    {"success": False, "error": f"Injected fault {fault.kind}"}, int(fault.kind)
-                )
+            refused = self._fault_before(fault, remote, request)
+            if refused is not None:
+                return refused
+        response = self._answer(remote, request)
+        if fault and fault.kind == LOST_RESPONSE:
+            # Processed (and saved, webhooks sent), but the client never hears so.
+            return json_response({"success": False, "error": "Gateway Timeout (injected)"}, 504)
+        return response
+
+    def _fault_before(
+        self, fault: Fault, remote: str, request: SandboxRequest
+    ) -> SandboxResponse | None:
+        """Apply a fault that acts before the request is handled; an answer replaces it."""
+        if fault.kind == "timeout":
+            raise SandboxTimeout(request.path)
+        if fault.kind == "slow":
+            time.sleep(fault.delay or 1.0)
+        elif fault.kind == "revoked":
+            with self.lock:
+                self.remotes[remote].revoke_all()
+        elif fault.kind != LOST_RESPONSE:
+            return json_response(
+                {"success": False, "error": f"Injected fault {fault.kind}"}, int(fault.kind)
+            )
+        return None
+
+    def _answer(self, remote: str, request: SandboxRequest) -> SandboxResponse:
+        """Rate limit, then the simulator's answer; webhooks go out once the lock is released."""
         with self.lock:
             limit = self.rate_limits.get(remote)
             if limit:

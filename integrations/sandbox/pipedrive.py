@@ -4,15 +4,17 @@ What it covers, as far as SyncBridge uses Pipedrive:
 - OAuth 2.0: a consent page with an Allow button, codes, the token endpoint (authorization
   code and refresh grants, HTTP Basic client auth, rotating refresh tokens, `api_domain`),
   access tokens that expire on `sandbox.clock()`, and the legacy `x-api-token` header.
-- API v2: persons (cursor pages, `updated_since`, search), deals, activities, pipelines,
-  stages, organisations by id. API v1: users, person fields, webhooks.
+- API v2: persons (cursor pages, `updated_since`, search), organizations (list, get, create,
+  search by name), deals, activities, pipelines, stages. API v1: users, person fields,
+  webhooks.
 - Webhooks v2 deliveries for person create/change/delete, with HTTP Basic credentials.
 - The known traps: person search answers partial email matches even with `exact_match`.
 
 State lives in plain dicts (ids as string keys) so the sandbox can dump it to JSON.
 An account always has its users, pipelines, stages and person fields; `seed_demo` adds
-organisations and persons. In strict mode (`strict_spec`) every API request and answer is
-checked against Pipedrive's official OpenAPI specs (see `integrations/sandbox/spec.py`).
+organizations and persons (each linked to its organization by `org_id`). In strict mode
+(`strict_spec`) every API request and answer is checked against Pipedrive's official OpenAPI
+specs (see `integrations/sandbox/spec.py`).
 """
 
 from __future__ import annotations
@@ -133,6 +135,9 @@ _ROUTES = (
     ("GET", r"/api/v2/persons/(?P<id>\d+)", "get_person"),
     ("PATCH", r"/api/v2/persons/(?P<id>\d+)", "update_person"),
     ("DELETE", r"/api/v2/persons/(?P<id>\d+)", "delete_person"),
+    ("GET", r"/api/v2/organizations", "list_orgs"),
+    ("POST", r"/api/v2/organizations", "create_org"),
+    ("GET", r"/api/v2/organizations/search", "search_orgs"),
     ("GET", r"/api/v2/organizations/(?P<id>\d+)", "get_org"),
     ("GET", r"/api/v2/deals", "list_deals"),
     ("POST", r"/api/v2/deals", "create_deal"),
@@ -187,6 +192,7 @@ class PipedriveSimulator:
     def summary(self) -> dict[str, int]:
         return {
             "Pipedrive persons": len(self.state["persons"]),
+            "Pipedrive organizations": len(self.state["orgs"]),
             "Pipedrive deals": len(self.state["deals"]),
             "Pipedrive activities": len(self.state["activities"]),
             "Pipedrive webhooks": len(self.state["webhooks"]),
@@ -231,7 +237,7 @@ class PipedriveSimulator:
 
     # --- seed data and test helpers ----------------------------------------------------------
     def seed_demo(self, persons: list[dict]) -> None:
-        """Add the demo company's organisations and persons (see `integrations/sandbox/seed.py`)."""
+        """Add the demo company's organizations and persons (see `integrations/sandbox/seed.py`)."""
         self._ensure_account()
         for index, record in enumerate(persons):
             self._insert_person(self._demo_person(record, index), self._admin_id())
@@ -287,6 +293,19 @@ class PipedriveSimulator:
             wanted = email.strip().lower()
             records = [p for p in records if wanted in _emails_of(p)]
         return [self._person_view(p) for p in records]
+
+    def organizations(self, name: str | None = None) -> list[dict]:
+        """All organizations, or those named `name` (any case)."""
+        records = _sorted(self.state["orgs"])
+        if name is not None:
+            records = [o for o in records if o["name"].casefold() == name.strip().casefold()]
+        return [_public(o) for o in records]
+
+    def add_organization(self, name: str, **fields: Any) -> dict:
+        """Create an organization as a user of the Pipedrive app would."""
+        with self.sandbox.lock:
+            org = self._insert_org({"name": name, **fields}, self._admin_id())
+        return _public(org)
 
     def deals(self, person_id: int | None = None) -> list[dict]:
         return [
@@ -454,20 +473,7 @@ class PipedriveSimulator:
         for org in self.state["orgs"].values():
             if org["name"] == name:
                 return org["id"]
-        oid = self._next_id("org")
-        now = self._now()
-        self.state["orgs"][str(oid)] = {
-            "id": oid,
-            "name": name,
-            "owner_id": self._admin_id(),
-            "add_time": now,
-            "update_time": now,
-            "is_deleted": False,
-            "visible_to": 3,
-            "label_ids": [],
-            "custom_fields": {},
-        }
-        return oid
+        return self._insert_org({"name": name}, self._admin_id())["id"]
 
     def _admin_id(self) -> int:
         return self.user_id(ADMIN_NAME)
@@ -769,8 +775,75 @@ class PipedriveSimulator:
             item["organization"] = {"id": org["id"], "name": org["name"]}
         return item
 
+    # --- organizations -----------------------------------------------------------------------
+    def _api_list_orgs(self, request: SandboxRequest, user: dict) -> SandboxResponse:
+        records = _sorted(self.state["orgs"])
+        query = request.query
+        if query.get("ids"):
+            wanted = {int(x) for x in query["ids"].split(",") if x.strip().isdigit()}
+            records = [o for o in records if o["id"] in wanted]
+        if query.get("owner_id"):
+            records = [o for o in records if o["owner_id"] == int(query["owner_id"])]
+        if query.get("updated_since"):
+            since = _parse_time(query["updated_since"])
+            records = [o for o in records if _parse_time(o["update_time"]) >= since]
+        return self._page(records, request, _public)
+
     def _api_get_org(self, request: SandboxRequest, user: dict, id: int) -> SandboxResponse:
         return _ok(_public(self._get("orgs", id)))
+
+    def _api_create_org(self, request: SandboxRequest, user: dict) -> SandboxResponse:
+        return _ok(_public(self._insert_org(_json_body(request), user["id"])))
+
+    def _insert_org(self, data: dict, user_id: int) -> dict:
+        """A new organization. Pipedrive allows two with the same name: so does the sandbox."""
+        if not isinstance(data.get("name"), str) or not data["name"].strip():
+            raise ApiError(400, "Organization name is required")
+        if data.get("owner_id") is not None:
+            self._get("users", data["owner_id"], status=400)
+        now = self._now()
+        org = {
+            "id": self._next_id("org"),
+            "owner_id": user_id,
+            "add_time": now,
+            "update_time": now,
+            "is_deleted": False,
+            "visible_to": 3,
+            "label_ids": [],
+            "custom_fields": {},
+        }
+        org.update(copy.deepcopy(data))
+        org["name"] = data["name"].strip()
+        self.state["orgs"][str(org["id"])] = org
+        return org
+
+    def _api_search_orgs(self, request: SandboxRequest, user: dict) -> SandboxResponse:
+        """Search by name: with `exact_match` the whole name (any case), else a part of it."""
+        term = request.query.get("term", "").strip().casefold()
+        exact = request.query.get("exact_match", "").lower() == "true"
+        if len(term) < (1 if exact else 2):
+            raise ApiError(400, "Search term must be at least 2 characters (1 with exact_match)")
+        items = []
+        for org in _sorted(self.state["orgs"]):
+            name = org["name"].casefold()
+            if name == term or (not exact and term in name):
+                score = 1.0 if name == term else 0.4
+                items.append({"result_score": score, "item": self._org_search_item(org)})
+        items.sort(key=lambda entry: -entry["result_score"])
+        page, additional = self._offset_page(items, request)
+        return _ok({"items": page}, additional)
+
+    @staticmethod
+    def _org_search_item(org: dict) -> dict:
+        return {
+            "id": org["id"],
+            "type": "organization",
+            "name": org["name"],
+            "visible_to": org["visible_to"],
+            "owner": {"id": org["owner_id"]},
+            "custom_fields": [],
+            "notes": [],
+        }
 
     # --- deals -------------------------------------------------------------------------------
     def _api_list_deals(self, request: SandboxRequest, user: dict) -> SandboxResponse:

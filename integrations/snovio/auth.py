@@ -26,6 +26,7 @@ def request_token(http: HttpClient, base_url: str, client_id: str, client_secret
     response = http.request(
         "POST",
         base_url + TOKEN_PATH,
+        idempotent=True,  # a second token request only gives a second token
         data={
             "grant_type": "client_credentials",
             "client_id": client_id,

@@ -72,7 +72,10 @@ class SnovioClient:
         """One page of a list's prospects and whether another page follows."""
         per_page = max(1, min(per_page, MAX_PER_PAGE))
         body = self._call(
-            "POST", PROSPECT_LIST_PATH, data={"listId": list_id, "page": page, "perPage": per_page}
+            "POST",
+            PROSPECT_LIST_PATH,
+            data={"listId": list_id, "page": page, "perPage": per_page},
+            idempotent=True,  # a read that Snov.io takes as a POST
         )
         prospects = [_prospect(p) for p in body.get("prospects") or []]
         total = (body.get("list") or {}).get("contacts")
@@ -91,14 +94,17 @@ class SnovioClient:
         """Add (or, with `update`, update) a prospect; answers `{success, id, added, updated}`."""
         form = _prospect_form(prospect)
         form += [("listId", str(list_id)), ("updateContact", "1" if update else "0")]
-        return self._call("POST", ADD_PROSPECT_PATH, data=form)
+        # Snov.io keeps one prospect per email in a list: sending it twice adds nothing more.
+        return self._call("POST", ADD_PROSPECT_PATH, data=form, idempotent=True)
 
     def get_prospect_by_email(self, email: str) -> list[dict]:
-        body = self._call("POST", PROSPECTS_BY_EMAIL_PATH, data={"email": email})
+        body = self._call("POST", PROSPECTS_BY_EMAIL_PATH, data={"email": email}, idempotent=True)
         return [_prospect(p) for p in _rows(body.get("data"))]
 
     def get_prospect_by_id(self, prospect_id) -> dict | None:
-        body = self._call("POST", PROSPECT_BY_ID_PATH, data={"id": prospect_id}, found=False)
+        body = self._call(
+            "POST", PROSPECT_BY_ID_PATH, data={"id": prospect_id}, found=False, idempotent=True
+        )
         data = body.get("data") if body.get("success") else None
         return _prospect(data) if isinstance(data, dict) else None
 

@@ -13,6 +13,7 @@ from typing import Any
 from django.utils import timezone
 
 from integrations import fieldspec as fs
+from integrations.http import create_once
 from integrations.models import (
     ConstantField,
     Integration,
@@ -100,12 +101,15 @@ def _needs_field_facts(spec: MappingSpec) -> bool:
 
 
 class Organizations:
-    """Pipedrive organizations by name, listed once, created when missing.
+    """Pipedrive organizations by name, listed once per context, created when missing.
 
-    Pipedrive persons carry `org_id`; the Snov.io side has a company *name*. The client's
-    organization methods are optional: without them the company pair is reported as not
-    written instead of failing the record.
+    Pipedrive persons carry `org_id`; the Snov.io side has a company *name*. Names match
+    exactly, in any case, against one listing of every organization (never a search per
+    record). A client without organization methods leaves the company pair out instead of
+    failing the record.
     """
+
+    METHODS = ("iter_organizations", "create_organization", "find_organizations_by_name")
 
     def __init__(self, client: Any, owner_id: int | None = None):
         self.client = client
@@ -115,9 +119,7 @@ class Organizations:
 
     @property
     def supported(self) -> bool:
-        return hasattr(self.client, "iter_organizations") and hasattr(
-            self.client, "create_organization"
-        )
+        return all(hasattr(self.client, method) for method in self.METHODS)
 
     def load(self) -> None:
         if self._by_name is not None or not self.supported:
@@ -132,7 +134,7 @@ class Organizations:
             return
         self.names[str(org["id"])] = name
         assert self._by_name is not None
-        self._by_name.setdefault(name.casefold(), int(org["id"]))
+        self._by_name.setdefault(name.casefold(), int(org["id"]))  # the oldest of namesakes
 
     def id_for(self, name: str) -> int | None:
         if not self.supported or not name:
@@ -141,13 +143,36 @@ class Organizations:
         assert self._by_name is not None
         found = self._by_name.get(name.strip().casefold())
         if found is None:
-            data = {"name": name.strip()}
-            if self.owner_id:
-                data["owner_id"] = self.owner_id
-            org = self.client.create_organization(data)
+            org = self._create(name.strip())
             self._remember(org)
             found = int(org["id"])
         return found
+
+    def spelling(self, name: str) -> str:
+        """The name as the matching listed organization spells it (`name` when none does)."""
+        if not self.supported:
+            return name
+        self.load()
+        assert self._by_name is not None
+        found = self._by_name.get(name.strip().casefold())
+        return self.names[str(found)] if found is not None else name
+
+    def _create(self, name: str) -> dict:
+        """Create the organization; after a lost answer, adopt the one it made instead."""
+        data: dict[str, Any] = {"name": name}
+        if self.owner_id:
+            data["owner_id"] = self.owner_id
+
+        def find() -> dict | None:
+            found = self.client.find_organizations_by_name(name)
+            return min(found, key=lambda org: org["id"]) if found else None
+
+        return create_once(
+            lambda: self.client.create_organization(data),
+            find,
+            http=self.client.http,
+            what="organization",
+        )
 
     def name_of(self, org_id: Any) -> str | None:
         """The name of an organization: one lookup if the client can, else the listing."""

@@ -3,9 +3,11 @@
 The first event of a campaign email (usually "sent") creates a done `email` activity on the
 Pipedrive person with the email's subject and content; later events of the same email
 (opened, clicked, replied, bounced) update the status shown on that same activity. Which
-activity belongs to which email is kept on the SyncEvent that created it
-(`changes.activity_key` / `changes.activity_id`), so no second activity is ever made.
-A status never goes back (an "opened" that arrives after a "replied" changes nothing).
+activity belongs to which email is kept in an `EmailActivity` row, reserved *before* the
+activity is created: a worker that dies between the create and recording the id leaves a
+reserved row, and the retry finds the activity on the person by the marker in its note
+(`[syncbridge:<email key>]`) instead of creating a second one. A status never goes back (an
+"opened" that arrives after a "replied" changes nothing).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import html
 
-from integrations.models import SyncEvent
+from integrations.http import create_once
+from integrations.models import EmailActivity, RecordLink, SyncEvent
 from integrations.snovio.webhook_payload import SnovioWebhookEvent, read_webhook
 from integrations.sync.context import TO_PIPEDRIVE, SyncContext
 from integrations.sync.matching import normalise_email
@@ -44,11 +47,19 @@ def activity_key(event: SnovioWebhookEvent) -> str:
     return hashlib.sha1(raw.encode()).hexdigest()
 
 
-def activity_note(status: str, event: SnovioWebhookEvent) -> str:
+def marker(key: str) -> str:
+    """The tag that identifies an email's activity in Pipedrive (its key hashes the subject)."""
+    return f"[syncbridge:{key}]"
+
+
+def activity_note(status: str, event: SnovioWebhookEvent, key: str = "") -> str:
     campaign = html.escape(event.campaign_name or event.campaign_id or "Snov.io campaign")
+    # The marker stays readable text: Pipedrive sanitises note HTML, and a comment or a hidden
+    # element could be stripped, which would leave the activity unrecognisable after a crash.
+    tag = f"<p><small>{marker(key)}</small></p>" if key else ""
     return (
         f"<p><b>Status:</b> {html.escape(status)} · <b>Campaign:</b> {campaign}</p>"
-        f"{event.body or ''}"
+        f"{event.body or ''}{tag}"
     )
 
 
@@ -67,51 +78,106 @@ def record_email(ctx: SyncContext, payload: dict) -> str:
     link = ctx.link_for(email=event.email) if event.email else None
     if link is None or not link.pipedrive_person_id:
         return f"ignored: {event.email or 'the recipient'} is not a synced prospect"
-    key = activity_key(event)
-    earlier = (
-        SyncEvent.objects.filter(
-            integration=integration, email=link.email, changes__activity_key=key
-        )
-        .order_by("-at", "-pk")
-        .first()
+    email = _Email(ctx, link, event, status)
+    # Committed at once (autocommit; the drain holds no transaction), so the reservation
+    # survives a worker that dies after the create below.
+    row, reserved_now = EmailActivity.objects.get_or_create(
+        integration=integration, email_key=email.key, defaults={"status": status}
     )
-    subject = event.subject or f"Email from {event.campaign_name or 'a Snov.io campaign'}"
-    note = activity_note(status, event)
-    changes = {"activity_key": key, "status": status, "campaign": event.campaign_name}
-    if earlier is None:
+    if row.activity_id is None:
+        found = None if reserved_now else email.find_activity()
+        if found is None:
+            return email.create(row)
+        email.adopt(row, found)
+        return f"found activity {found['id']} of an interrupted attempt; {email.advance(row)}"
+    return email.advance(row)
+
+
+class _Email:
+    """One campaign email event and the activity that shows it."""
+
+    def __init__(self, ctx: SyncContext, link: RecordLink, event: SnovioWebhookEvent, status: str):
+        self.ctx, self.link, self.event, self.status = ctx, link, event, status
+        self.key = activity_key(event)
+        self.subject = event.subject or f"Email from {event.campaign_name or 'a Snov.io campaign'}"
+        self.person_id = link.pipedrive_person_id
+
+    def changes(self, activity_id: int, status: str) -> dict:
+        return {
+            "activity_key": self.key,
+            "activity_id": activity_id,
+            "status": status,
+            "campaign": self.event.campaign_name,
+        }
+
+    def find_activity(self) -> dict | None:
+        """The activity an interrupted attempt made, by its marker (any page of the person's)."""
+        tag = marker(self.key)
+        for activity in self.ctx.pipedrive.list_activities(person_id=self.person_id):
+            if tag in (activity.get("note") or ""):
+                return activity
+        return None
+
+    def create(self, row: EmailActivity) -> str:
+        """Create the activity under the reserved row; a lost answer is found, not repeated."""
+        if row.status != self.status:
+            row.status = self.status
+            row.save(update_fields=["status", "updated_at"])
         data = {
-            "subject": subject,
+            "subject": self.subject,
             "type": "email",
             "done": True,
-            "person_id": link.pipedrive_person_id,
-            "note": note,
+            "person_id": self.person_id,
+            "note": activity_note(self.status, self.event, self.key),
         }
-        if event.occurred_at:
-            data["due_date"] = event.occurred_at.date().isoformat()
-            data["due_time"] = event.occurred_at.strftime("%H:%M")
-        activity = ctx.pipedrive.create_activity(data)
-        changes["activity_id"] = activity["id"]
-        ctx.event(
+        if self.event.occurred_at:
+            data["due_date"] = self.event.occurred_at.date().isoformat()
+            data["due_time"] = self.event.occurred_at.strftime("%H:%M")
+        activity = create_once(
+            lambda: self.ctx.pipedrive.create_activity(data),
+            self.find_activity,
+            http=self.ctx.pipedrive.http,
+            what="activity",
+        )
+        self._created(row, activity["id"], "")
+        return f"created activity {activity['id']} ({self.status})"
+
+    def adopt(self, row: EmailActivity, activity: dict) -> None:
+        """Record the activity an interrupted attempt created (with the status it wrote)."""
+        self._created(row, activity["id"], " (found after an interrupted attempt)")
+
+    def _created(self, row: EmailActivity, activity_id: int, note: str) -> None:
+        row.activity_id = activity_id
+        row.save(update_fields=["activity_id", "updated_at"])
+        self.ctx.event(
             TO_PIPEDRIVE,
             Outcome.CREATED,
-            email=link.email,
-            record_id=activity["id"],
-            reason=f"Email “{subject}” added as a done activity ({status})",
-            changes=changes,
+            email=self.link.email,
+            record_id=activity_id,
+            reason=f"Email “{self.subject}” added as a done activity ({row.status}){note}",
+            changes=self.changes(activity_id, row.status),
         )
-        return f"created activity {activity['id']} ({status})"
-    activity_id = earlier.changes.get("activity_id")
-    before = earlier.changes.get("status") or "Sent"
-    if RANK.get(status, 0) <= RANK.get(before, 0):
-        return f"unchanged: activity {activity_id} already shows {before}"
-    ctx.pipedrive.update_activity(activity_id, {"subject": subject, "note": note, "done": True})
-    changes["activity_id"] = activity_id
-    ctx.event(
-        TO_PIPEDRIVE,
-        Outcome.UPDATED,
-        email=link.email,
-        record_id=activity_id,
-        reason=f"Email “{subject}”: status {before} → {status}",
-        changes={**changes, "fields": {"status": {"old": before, "new": status}}},
-    )
-    return f"updated activity {activity_id} ({before} -> {status})"
+
+    def advance(self, row: EmailActivity) -> str:
+        """Show a newer status on the email's activity; an older or equal one changes nothing."""
+        before = row.status or "Sent"
+        if RANK.get(self.status, 0) <= RANK.get(before, 0):
+            return f"unchanged: activity {row.activity_id} already shows {before}"
+        note = activity_note(self.status, self.event, self.key)
+        self.ctx.pipedrive.update_activity(
+            row.activity_id, {"subject": self.subject, "note": note, "done": True}
+        )
+        row.status = self.status
+        row.save(update_fields=["status", "updated_at"])
+        self.ctx.event(
+            TO_PIPEDRIVE,
+            Outcome.UPDATED,
+            email=self.link.email,
+            record_id=row.activity_id,
+            reason=f"Email “{self.subject}”: status {before} → {self.status}",
+            changes={
+                **self.changes(row.activity_id, self.status),
+                "fields": {"status": {"old": before, "new": self.status}},
+            },
+        )
+        return f"updated activity {row.activity_id} ({before} -> {self.status})"

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from integrations.http import create_once
 from integrations.models import SyncEvent
 from integrations.sync import conflicts, echo, mapping
 from integrations.sync.context import TO_PIPEDRIVE, TO_SNOVIO, SyncContext, link_key
@@ -124,6 +125,7 @@ def prospect_to_pipedrive(
         return result
     mapped = mapping.prospect_to_person(prospect, spec)
     result.problems = list(mapped.problems)
+    _org_spelling(ctx, mapped.values, person)
 
     if person is None:
         values = conflicts.new_record(mapped.values, mapped.defaults)
@@ -136,7 +138,7 @@ def prospect_to_pipedrive(
         ctx.save_link(
             key, prospect_id=prospect.get("id"), pipedrive_values=expected, snovio_values=snovio_now
         )
-        created = ctx.pipedrive.create_person(payload)
+        created = _create_person(ctx, payload, email)
         result.target_id, result.record = str(created["id"]), created
         ctx.save_link(key, person_id=created["id"])
         return result
@@ -182,6 +184,39 @@ def _drop_same_name(payload: dict, person: dict) -> dict:
     if "name" in payload and str(payload["name"]).strip() == str(person.get("name") or "").strip():
         payload = {k: v for k, v in payload.items() if k != "name"}
     return payload
+
+
+def _org_spelling(ctx: SyncContext, values: dict, person: dict | None) -> None:
+    """Company names match organizations in any case. Compare a company under the spelling
+    of the person's own organization (else of the listed one), so that a difference in case
+    is neither a conflict nor a write that would move the person to a namesake."""
+    name = values.get("org_id")
+    if not name or not ctx.maps_organization:
+        return
+    current = None
+    if person is not None:
+        ctx.person_org_name(person)
+        current = mapping.pipedrive_raw(person, "org_id", ctx.spec)
+    if current and str(current).strip().casefold() == str(name).casefold():
+        values["org_id"] = str(current).strip()
+    else:
+        values["org_id"] = ctx.orgs.spelling(str(name))
+
+
+def _create_person(ctx: SyncContext, payload: dict, email: str) -> dict:
+    """Create the person; after a lost answer, adopt the one it made (found by email) rather
+    than create a second. Without an email there is nothing to find it by: not resent."""
+
+    def find() -> dict | None:
+        found = ctx.pipedrive.find_persons_by_email(email)
+        return min(found, key=lambda p: p.get("id") or 0) if found else None
+
+    return create_once(
+        lambda: ctx.pipedrive.create_person(payload),
+        find if email else None,
+        http=ctx.pipedrive.http,
+        what="person",
+    )
 
 
 def person_to_snovio(

@@ -1,12 +1,21 @@
-"""HttpClient (retries, 429 waits, error kinds) and RateLimiter, with `responses` mocks."""
+"""HttpClient (retries, 429 waits, error kinds, POSTs never resent blindly), `create_once` and
+RateLimiter, with `responses` mocks."""
 
 from __future__ import annotations
 
 import pytest
 import requests
 import responses
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from integrations.http import AuthError, HttpClient, RateLimited, RemoteError, raise_for_status
+from integrations.http import (
+    AuthError,
+    HttpClient,
+    RateLimited,
+    RemoteError,
+    create_once,
+    raise_for_status,
+)
 from integrations.ratelimit import RateLimiter
 from tests.integrations.pipedrive_support import FakeClock
 
@@ -116,6 +125,159 @@ def test_a_timeout_followed_by_success_returns_the_answer(mocked, http):
     answer(mocked, (200, {}))
 
     assert http.request("GET", URL).json() == {"ok": True}
+
+
+# --- non-idempotent requests (POST) ----------------------------------------------------------
+def never_connected() -> requests.ConnectionError:
+    """What requests raises when no connection could be made (the request was never sent)."""
+    reason = NewConnectionError(None, "Failed to establish a new connection: refused")
+    return requests.ConnectionError(MaxRetryError(None, URL, reason=reason))
+
+
+def test_a_timed_out_post_is_not_resent_but_reported_as_ambiguous(mocked, http, clock):
+    mocked.assert_all_requests_are_fired = False
+    mocked.add(responses.POST, URL, body=requests.ReadTimeout("no answer"))
+    second = mocked.add(responses.POST, URL, json={"id": 2})
+
+    with pytest.raises(RemoteError) as failed:
+        http.request("POST", URL, json={"name": "Ann"})
+
+    assert failed.value.ambiguous and not failed.value.permanent
+    assert http.calls == 1 and second.call_count == 0 and clock.slept == []
+    assert "not resent" in str(failed.value)
+
+
+def test_a_timed_out_get_is_resent(mocked, http):
+    mocked.add(responses.GET, URL, body=requests.ReadTimeout("no answer"))
+    answer(mocked, (200, {}))
+
+    assert http.request("GET", URL).status_code == 200
+    assert http.calls == 2
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_a_post_answered_with_a_gateway_or_server_error_is_not_resent(mocked, http, status):
+    mocked.add(responses.POST, URL, json={"error": "gateway"}, status=status)
+
+    with pytest.raises(RemoteError) as failed:
+        http.request("POST", URL, json={})
+
+    assert failed.value.ambiguous and failed.value.status == status and http.calls == 1
+
+
+@pytest.mark.parametrize("method", [responses.PATCH, responses.DELETE, responses.PUT])
+def test_idempotent_writes_keep_their_retries(mocked, http, method):
+    mocked.add(method, URL, status=503)
+    mocked.add(method, URL, body=requests.ReadTimeout("no answer"))
+    mocked.add(method, URL, json={"ok": True})
+
+    assert http.request(method, URL, json={}).status_code == 200
+    assert http.calls == 3
+
+
+def test_a_post_refused_with_429_is_resent_after_the_wait(mocked, http, clock):
+    mocked.add(responses.POST, URL, status=429, headers={"Retry-After": "2"})
+    mocked.add(responses.POST, URL, json={"id": 1})
+
+    assert http.request("POST", URL, json={}).json() == {"id": 1}
+    assert clock.slept == [2.0] and http.calls == 2
+
+
+def test_a_post_that_never_reached_the_server_is_resent(mocked, http):
+    mocked.add(responses.POST, URL, body=never_connected())
+    mocked.add(responses.POST, URL, body=requests.ConnectTimeout("no connection"))
+    mocked.add(responses.POST, URL, json={"id": 1})
+
+    assert http.request("POST", URL, json={}).json() == {"id": 1}
+    assert http.calls == 3
+
+
+def test_a_connection_dropped_after_sending_a_post_is_ambiguous(mocked, http):
+    mocked.add(responses.POST, URL, body=requests.ConnectionError("Connection aborted."))
+
+    with pytest.raises(RemoteError) as failed:
+        http.request("POST", URL, json={})
+
+    assert failed.value.ambiguous and http.calls == 1
+
+
+def test_a_post_marked_idempotent_is_resent_like_a_get(mocked, http):
+    mocked.add(responses.POST, URL, body=requests.ReadTimeout("no answer"))
+    mocked.add(responses.POST, URL, json={"rows": []})
+
+    assert http.request("POST", URL, data={"page": 1}, idempotent=True).json() == {"rows": []}
+    assert http.calls == 2
+
+
+# --- create_once -------------------------------------------------------------------------------
+class Remote:
+    """A remote whose creates may get lost: it keeps what it made, and answers as told."""
+
+    def __init__(self, *failures: RemoteError):
+        self.failures = list(failures)
+        self.records: list[dict] = []
+        self.finds = 0
+
+    def create(self) -> dict:
+        failure = self.failures.pop(0) if self.failures else None
+        if failure is not None and failure.status != 503:
+            self.records.append({"id": len(self.records) + 1})  # processed, answer lost
+        if failure is not None:
+            raise failure
+        self.records.append({"id": len(self.records) + 1})
+        return self.records[-1]
+
+    def find(self) -> dict | None:
+        self.finds += 1
+        return self.records[0] if self.records else None
+
+
+def lost(status: int = 504) -> RemoteError:
+    return RemoteError("lost", remote="remote", status=status, ambiguous=True)
+
+
+def test_create_once_adopts_the_record_a_lost_answer_made(http, clock):
+    remote = Remote(lost(504))
+
+    record = create_once(remote.create, remote.find, http=http)
+
+    assert record == {"id": 1} and remote.records == [{"id": 1}] and remote.finds == 1
+    assert clock.slept == [0.5]  # a pause before looking, so a late create can show up
+
+
+def test_create_once_creates_again_when_the_failed_attempt_made_nothing(http):
+    remote = Remote(lost(503), lost(503))
+
+    assert create_once(remote.create, remote.find, http=http) == {"id": 1}
+    assert remote.records == [{"id": 1}] and remote.finds == 2
+
+
+def test_create_once_gives_up_after_the_http_layers_attempts(http):
+    remote = Remote(*[lost(503)] * 10)
+
+    with pytest.raises(RemoteError) as failed:
+        create_once(remote.create, remote.find, http=http, what="person")
+
+    assert "person still missing after 4 attempts" in str(failed.value)
+    assert not failed.value.ambiguous and remote.records == [] and remote.finds == 4
+
+
+def test_create_once_raises_a_clear_refusal_at_once(http):
+    remote = Remote(RemoteError("400 bad", status=400, permanent=True))
+
+    with pytest.raises(RemoteError):
+        create_once(remote.create, remote.find, http=http)
+
+    assert remote.finds == 0
+
+
+def test_create_once_without_a_way_to_check_does_not_create_again(http):
+    remote = Remote(lost(504))
+
+    with pytest.raises(RemoteError) as failed:
+        create_once(remote.create, None, http=http)
+
+    assert failed.value.ambiguous and len(remote.records) == 1
 
 
 def test_4xx_is_returned_without_retrying(mocked, http):

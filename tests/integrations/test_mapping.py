@@ -184,8 +184,11 @@ class FakeOrganizations:
     """A Pipedrive client's organization methods, counting calls."""
 
     def __init__(self):
+        from integrations.http import HttpClient
+
         self.orgs = [{"id": 5, "name": "Acme Logistics"}]
         self.listed = 0
+        self.http = HttpClient("fake", sleep=lambda seconds: None)
 
     def iter_organizations(self):
         self.listed += 1
@@ -195,6 +198,9 @@ class FakeOrganizations:
         org = {"id": 100 + len(self.orgs), **data}
         self.orgs.append(org)
         return org
+
+    def find_organizations_by_name(self, name):
+        return [o for o in self.orgs if o["name"].casefold() == name.casefold()]
 
 
 def test_company_names_match_organizations_listed_once_and_missing_ones_are_created():

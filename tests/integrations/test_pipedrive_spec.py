@@ -100,10 +100,16 @@ def test_every_client_method_sends_valid_requests_and_gets_valid_answers(client,
     fields = {f["key"]: f for f in client.list_person_fields()}
     option = fields[lead_source]["options"][0]["id"]
 
+    org = client.create_organization({"name": "Spec Org", "owner_id": owner})
+    assert client.get_organization(org["id"])["name"] == "Spec Org"
+    assert org["id"] in {o["id"] for o in client.iter_organizations()}
+    assert [o["id"] for o in client.find_organizations_by_name("spec org")] == [org["id"]]
+
     person = client.create_person(
         {
             "name": "Spec Person",
             "owner_id": owner,
+            "org_id": org["id"],
             "emails": [{"value": "spec.person@example.com", "primary": True, "label": "work"}],
             "phones": [{"value": "+49 30 1234567", "primary": True, "label": "work"}],
             "job_title": "Buyer",
@@ -157,10 +163,13 @@ def test_the_seeded_sandbox_answers_match_the_response_schemas(client, sandbox, 
     client.list_person_fields()
     client.list_users()
     client.list_stages()
+    orgs = list(client.iter_organizations())
+    client.get_organization(person["org_id"])
 
     paths = {path for _, path, _ in checked["responses"]}
     assert {"/api/v2/persons", "/api/v1/personFields", "/api/v1/users", "/api/v2/stages"} <= paths
     assert f"/api/v2/persons/{person['id']}" in paths
+    assert "/api/v2/organizations" in paths and len(orgs) == 12
 
 
 def test_the_client_refuses_person_fields_that_v2_does_not_take(client):

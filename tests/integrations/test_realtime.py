@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import threading
 
 import django_q.conf
@@ -10,8 +11,11 @@ import pytest
 from django.test import Client
 
 from integrations import services, tasks
-from integrations.models import Integration, PendingChange, SyncEvent, SyncRun
+from integrations.models import EmailActivity, Integration, PendingChange, SyncEvent, SyncRun
+from integrations.pipedrive.client import PipedriveClient
 from integrations.snovio.client import SnovioClient
+from integrations.sync.context import SyncContext
+from integrations.sync.email_history import marker, record_email
 from integrations.sync.locks import integration_lock
 from integrations.sync.realtime import drain
 from integrations.sync.receivers import register_webhooks
@@ -336,6 +340,96 @@ def test_each_campaign_email_becomes_one_done_activity_whose_status_is_kept_curr
     activities = sandbox.pipedrive.activities(person_id=person_id)
     assert [a["id"] for a in activities] == [activity["id"]]
     assert "Status:</b> Replied" in activities[0]["note"]
+
+
+class WorkerKilled(BaseException):
+    """Stands for the worker process ending: nothing in the sync engine catches it."""
+
+
+def snovio_payloads(deliveries) -> list[dict]:
+    return [json.loads(body) for url, _, body in deliveries if "/snovio/" in url]
+
+
+def test_a_worker_dying_right_after_creating_an_email_activity_leaves_one_activity_after_retry(
+    sandbox, live, held_deliveries, monkeypatch
+):
+    person_id = person(sandbox, SHARED)["id"]
+    sandbox.snovio.fire_campaign_event("email_sent", SHARED, "Demo outreach")
+    sent, *others = snovio_payloads(held_deliveries)
+    real = PipedriveClient.create_activity
+
+    def create_then_die(self, data):
+        real(self, data)
+        raise WorkerKilled  # the activity exists in Pipedrive; SyncBridge never heard its id
+
+    monkeypatch.setattr(PipedriveClient, "create_activity", create_then_die)
+    with pytest.raises(WorkerKilled):
+        record_email(SyncContext(live), sent)
+    monkeypatch.setattr(PipedriveClient, "create_activity", real)
+    reserved = EmailActivity.objects.get(integration=live)
+    assert reserved.activity_id is None and reserved.status == "Sent"
+
+    outcome = record_email(SyncContext(live), sent)  # the retry
+
+    (activity,) = sandbox.pipedrive.activities(person_id=person_id)
+    assert outcome.startswith(f"found activity {activity['id']}")
+    reserved.refresh_from_db()
+    assert reserved.activity_id == activity["id"]
+    held_deliveries.clear()
+    sandbox.snovio.fire_campaign_event("email_opened", SHARED, "Demo outreach")
+    sandbox.snovio.fire_campaign_event("reply_received", SHARED, "Demo outreach")
+    for payload in others + snovio_payloads(held_deliveries):
+        record_email(SyncContext(live), payload)
+
+    (shown,) = sandbox.pipedrive.activities(person_id=person_id)
+    assert shown["id"] == activity["id"]
+    assert "Status:</b> Replied" in shown["note"] and marker(reserved.email_key) in shown["note"]
+    reserved.refresh_from_db()
+    assert reserved.status == "Replied"
+    events = SyncEvent.objects.filter(integration=live, changes__activity_key=reserved.email_key)
+    assert sorted(events.values_list("outcome", flat=True)) == ["created", "updated", "updated"]
+
+
+def test_the_migration_carries_email_activities_over_from_the_record_log(sandbox, live):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("integrations.migrations.0002_email_activity")
+    sandbox.snovio.fire_campaign_event("email_sent", SHARED, "Demo outreach")
+    sandbox.snovio.fire_campaign_event("reply_received", SHARED, "Demo outreach")
+    sandbox.snovio.fire_campaign_event("email_opened", SHARED, "Demo outreach")
+    before = list(EmailActivity.objects.values_list("email_key", "activity_id", "status"))
+    EmailActivity.objects.all().delete()  # as before the migration: only the SyncEvents
+
+    migration.copy_from_events(apps, None)
+
+    after = list(EmailActivity.objects.values_list("email_key", "activity_id", "status"))
+    assert after == before and after[0][2] == "Replied"
+
+
+def test_an_email_activity_whose_create_answer_was_lost_is_not_made_twice(sandbox, live):
+    person_id = person(sandbox, SHARED)["id"]
+    sandbox.inject("pipedrive", "lost_response", path=r"^/api/v2/activities$", method="POST")
+
+    sandbox.snovio.fire_campaign_event("email_sent", SHARED, "Demo outreach")
+    sandbox.snovio.fire_campaign_event("email_opened", SHARED, "Demo outreach")
+
+    assert sandbox.faults[0].count == 0
+    (activity,) = sandbox.pipedrive.activities(person_id=person_id)
+    assert "Status:</b> Opened" in activity["note"]
+    assert EmailActivity.objects.get(integration=live).activity_id == activity["id"]
+
+
+def test_a_prospect_created_in_real_time_whose_answer_was_lost_is_one_person(sandbox, live):
+    sandbox.snovio.add_prospect("Leads", email="new.lead@acme.example", first_name="New")
+    sandbox.inject("pipedrive", "lost_response", path=r"^/api/v2/persons$", method="POST")
+
+    tasks.catch_up(live.pk)
+
+    assert sandbox.faults[0].count == 0
+    assert len(sandbox.pipedrive.persons("new.lead@acme.example")) == 1
+    assert unapplied(live) == 0
 
 
 def test_campaign_emails_to_unsynced_recipients_and_with_history_off_change_nothing(sandbox, live):

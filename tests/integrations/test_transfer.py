@@ -125,6 +125,10 @@ def test_transfer_to_pipedrive_gives_exactly_the_expected_persons(sandbox, integ
     assert len(all_persons(integration)) == len(PERSONS) + len(set(prospects) - set(existing))
     sam = sandbox.pipedrive.user_id("Sam Seller")
     campaign = sandbox.pipedrive.option_id("Lead source", "Snov.io campaign")
+    org_names = {o["id"]: o["name"] for o in sandbox.pipedrive.organizations()}
+    assert len(org_names) == len(
+        {p["company"] for p in PROSPECTS} | {p["company"] for p in PERSONS.values()}
+    )
     for email, i in prospects.items():
         person, prospect = persons[email], PROSPECTS[i]
         if email in existing:  # a conflict: the source app wins phone and job title
@@ -138,6 +142,7 @@ def test_transfer_to_pipedrive_gives_exactly_the_expected_persons(sandbox, integ
             assert person["name"] == f"{prospect['first_name']} {prospect['last_name']}"
             assert primary_phone(person) == prospect["phone"]
             assert person["job_title"] == prospect["position"]
+            assert org_names[person["org_id"]] == prospect["company"]
             assert person["custom_fields"][LEAD_SOURCE] == campaign
             if i % 3 == 0:  # prospects with custom fields
                 assert person["custom_fields"][INDUSTRY] == prospect["industry"]
@@ -181,6 +186,7 @@ def test_transfer_to_snovio_gives_exactly_the_expected_prospects(sandbox, integr
             }
             assert prospect["phones"] == [person["phone"]]
             assert prospect["position"] == person["position"]
+            assert prospect["companyName"] == person["company"]  # the organization's name
             assert prospect["customFields"]["Industry"] == person["industry"]
             assert prospect["customFields"]["Employees"] == str(person["employees"])
     overlap = len(set(persons) & set(known))
@@ -359,36 +365,63 @@ def fresh_sandbox(settings):
             yield box
 
 
+COMPANIES = ("Acme Logistics", "Brightpath Labs", "Cobalt Health", "Delta Freight", "Juniper")
+
+
+def fill(box, direction: str, existing: int, records: int) -> None:
+    """`existing` contacts on the receiving side and one organization per ten of them (two of
+    them companies of the new records), `records` new contacts of five companies to send."""
+    for k in range(existing // 10):
+        box.pipedrive.add_organization(f"Existing Org {k}")
+    org_ids = [box.pipedrive.add_organization(name)["id"] for name in COMPANIES[:2]]
+    if direction == SyncRun.Direction.TO_PIPEDRIVE:
+        box.pipedrive.add_persons(existing)
+        for k in range(records):
+            box.snovio.add_prospect(
+                "Campaign list",
+                email=f"new{k}@n.example",
+                first_name=f"New{k}",
+                company=COMPANIES[k % len(COMPANIES)],
+            )
+    else:
+        box.snovio.add_prospects("Campaign list", existing)
+        for k in range(records):
+            box.pipedrive.add_persons(
+                1, name=f"New Person {k}", email=f"new{k}@n.example", org_id=org_ids[k % 2]
+            )
+
+
+def is_listing(request: tuple[str, str, str], receiving: str) -> bool:
+    """A page of the receiving side's contacts, or of Pipedrive's organizations."""
+    remote, method, path = request
+    if remote == "pipedrive" and method == "GET" and path == "/api/v2/organizations":
+        return True
+    return remote == receiving and (
+        method == "GET" and "/persons" in path or path.endswith("prospect-list")
+    )
+
+
 def measure(user, settings, direction: str, existing: int, records: int = 50) -> dict:
     """Transfer `records` contacts against `existing` ones already on the receiving side."""
     with fresh_sandbox(settings) as box:
         box.snovio.create_list("Campaign list")
-        if direction == SyncRun.Direction.TO_PIPEDRIVE:
-            box.pipedrive.add_persons(existing)
-            box.snovio.add_prospects("Campaign list", records)
-        else:
-            box.snovio.add_prospects("Campaign list", existing)
-            for k in range(records):
-                box.pipedrive.add_persons(1, name=f"New Person {k}", email=f"new{k}@n.example")
+        fill(box, direction, existing, records)
         integration = connected_integration(user, box, catalog=False)
         box.request_log.clear()
         run = run_transfer(integration, direction, None)
         log = list(box.request_log)
+        organizations = len(box.pipedrive.organizations())
     receiving = "pipedrive" if direction == SyncRun.Direction.TO_PIPEDRIVE else "snovio"
-    listing = [
-        r
-        for r in log
-        if r[0] == receiving
-        and r[1] in ("GET", "POST")
-        and ("/persons" in r[2] and r[1] == "GET" or r[2].endswith("prospect-list"))
-    ]
+    listing = [r for r in log if is_listing(r, receiving)]
     assert run.created == records
+    assert not [r for r in log if "/search" in r[2]]  # nothing is searched per record
     per_record = (run.api_calls - len(listing)) / records
     return {
         "calls": run.api_calls,
         "listing": len(listing),
         "per_record": per_record,
         "total_per_record": run.api_calls / records,
+        "organizations": organizations,
     }
 
 
@@ -404,11 +437,14 @@ def test_api_calls_per_transferred_record_do_not_grow_with_the_other_sides_size(
         f"against 1000 -> {large['calls']} calls ({large['total_per_record']:.2f}/record, "
         f"listing {large['listing']})"
     )
-    # Everything but listing the other side (once) costs the same per record...
+    # Everything but listing the other side (once) costs the same per record (three missing
+    # organizations created once each included)...
     assert large["per_record"] == small["per_record"] <= 1.2
     # ...and listing it once costs one call per page of it, not one per record.
     page = 500 if direction == SyncRun.Direction.TO_PIPEDRIVE else 100
-    assert large["listing"] <= math.ceil(1000 / page) + 1
+    assert large["listing"] <= math.ceil(1000 / page) + 1 + math.ceil(large["organizations"] / 500)
+    if direction == SyncRun.Direction.TO_PIPEDRIVE:  # one per company, never a duplicate
+        assert large["organizations"] == 1000 // 10 + len(COMPANIES)
 
 
 def test_only_the_selected_lists_are_sent_when_all_lists_is_off(sandbox, integration):
@@ -436,12 +472,32 @@ def test_a_record_the_remote_keeps_refusing_is_failed_with_its_error_and_sent_ne
         after_page=break_next_create,
     )
     failed = first.events.get(outcome="failed")
-    assert "503 after 5 attempts" in failed.reason and "after retries" in failed.reason
+    assert "answered 503" in failed.reason and "after 5 attempts" in failed.reason
+    assert sandbox.pipedrive.persons(failed.email) == []  # checked before every new attempt
     assert first.failed == 1 and first.created == 102
 
     again = run_transfer(integration, SyncRun.Direction.TO_PIPEDRIVE, None)
     assert (again.created, again.failed) == (1, 0)
     assert again.events.get(outcome="created").email == failed.email
+
+
+@pytest.mark.parametrize("fault", ["lost_response", "timeout", "502"])
+def test_a_person_create_whose_answer_is_lost_ends_with_exactly_one_person(
+    sandbox, integration, fault
+):
+    """`lost_response`: created, then answered 504; `timeout` / 502: never processed."""
+    sandbox.inject("pipedrive", fault, path=r"^/api/v2/persons$", method="POST")
+
+    run = run_transfer(integration, SyncRun.Direction.TO_PIPEDRIVE, None)
+
+    assert sandbox.faults[0].count == 0  # the fault did hit a create
+    assert run.failed == 0
+    persons = all_persons(integration)
+    by_email(persons, person_email_list)  # no email twice
+    new = set(prospect_emails()) - set(person_emails())
+    assert len(persons) == len(PERSONS) + len(new) == run.created + len(PERSONS)
+    searches = [r for r in sandbox.request_log if r[2] == "/api/v2/persons/search"]
+    assert len(searches) == 1  # looked for once, after the one ambiguous failure
 
 
 def test_a_transfer_whose_worker_died_is_resumed_by_the_scheduled_catch_up(
