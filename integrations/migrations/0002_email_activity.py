@@ -3,33 +3,6 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-# The status order of integrations.sync.email_history.RANK, frozen as it was at this migration.
-RANK = {"Sent": 1, "Opened": 2, "Clicked": 3, "Auto-replied": 4, "Replied": 5, "Bounced": 6}
-
-
-def copy_from_events(apps, schema_editor):
-    """Until now the email-to-activity link lived in SyncEvent.changes: carry it over, so an
-    email already shown in Pipedrive keeps its activity."""
-    SyncEvent = apps.get_model("integrations", "SyncEvent")
-    EmailActivity = apps.get_model("integrations", "EmailActivity")
-    found = {}
-    events = SyncEvent.objects.filter(changes__has_key="activity_key").order_by("at", "pk")
-    for event in events.iterator():
-        changes = event.changes or {}
-        if not changes.get("activity_id"):
-            continue
-        key = (event.integration_id, changes["activity_key"])
-        activity_id, status = found.get(key, (changes["activity_id"], ""))
-        new = changes.get("status") or ""
-        if RANK.get(new, 0) > RANK.get(status, 0):
-            status = new
-        found[key] = (activity_id, status)
-    EmailActivity.objects.bulk_create(
-        EmailActivity(integration_id=i, email_key=k, activity_id=a, status=s)
-        for (i, k), (a, s) in found.items()
-    )
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -51,5 +24,4 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('integration', 'email_key'), name='unique_email_activity')],
             },
         ),
-        migrations.RunPython(copy_from_events, migrations.RunPython.noop),
     ]

@@ -390,24 +390,6 @@ def test_a_worker_dying_right_after_creating_an_email_activity_leaves_one_activi
     assert sorted(events.values_list("outcome", flat=True)) == ["created", "updated", "updated"]
 
 
-def test_the_migration_carries_email_activities_over_from_the_record_log(sandbox, live):
-    import importlib
-
-    from django.apps import apps
-
-    migration = importlib.import_module("integrations.migrations.0002_email_activity")
-    sandbox.snovio.fire_campaign_event("email_sent", SHARED, "Demo outreach")
-    sandbox.snovio.fire_campaign_event("reply_received", SHARED, "Demo outreach")
-    sandbox.snovio.fire_campaign_event("email_opened", SHARED, "Demo outreach")
-    before = list(EmailActivity.objects.values_list("email_key", "activity_id", "status"))
-    EmailActivity.objects.all().delete()  # as before the migration: only the SyncEvents
-
-    migration.copy_from_events(apps, None)
-
-    after = list(EmailActivity.objects.values_list("email_key", "activity_id", "status"))
-    assert after == before and after[0][2] == "Replied"
-
-
 def test_an_email_activity_whose_create_answer_was_lost_is_not_made_twice(sandbox, live):
     person_id = person(sandbox, SHARED)["id"]
     sandbox.inject("pipedrive", "lost_response", path=r"^/api/v2/activities$", method="POST")
