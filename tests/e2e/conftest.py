@@ -54,7 +54,8 @@ def sandbox_server(settings, live_server) -> Iterator:
     server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     server.daemon_threads = True
     url = f"http://127.0.0.1:{server.server_address[1]}"
-    sandbox = Sandbox(public_url=url, seed=True)
+    # Strict: every Pipedrive request the app sends over HTTP is checked against the spec too.
+    sandbox = Sandbox(public_url=url, seed=True, settings={"strict_spec": True})
     server.RequestHandlerClass = make_handler(sandbox)
     settings.PIPEDRIVE_OAUTH_URL = f"{url}/pipedrive"
     settings.PIPEDRIVE_API_URL = f"{url}/pipedrive"

@@ -22,6 +22,11 @@ class Command(BaseCommand):
             help="Data for a new state file: the demo company or nothing",
         )
         parser.add_argument("--reset", action="store_true", help="Forget saved state and re-seed")
+        parser.add_argument(
+            "--strict-spec",
+            action="store_true",
+            help="Answer 400 to Pipedrive requests that violate the official OpenAPI spec",
+        )
 
     def handle(self, *args, **options):
         public_url = options["public_url"] or f"http://{options['host']}:{options['port']}"
@@ -31,7 +36,10 @@ class Command(BaseCommand):
 
             Path(state_file).unlink(missing_ok=True)
         sandbox = Sandbox(
-            public_url=public_url, state_file=state_file, seed=options["seed"] == "demo"
+            public_url=public_url,
+            state_file=state_file,
+            seed=options["seed"] == "demo",
+            settings={"strict_spec": options["strict_spec"]},
         )
         self.stdout.write(f"Sandbox on {public_url} (state: {state_file or 'memory'})")
         server.run(sandbox, options["host"], options["port"])
