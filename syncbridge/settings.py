@@ -106,6 +106,10 @@ HTTP_MAX_WAIT = env.float("HTTP_MAX_WAIT", default=60.0)  # longest sleep on a 4
 
 # Sandbox simulators (demo, end-to-end tests, benchmarks).
 SANDBOX_STATE_FILE = env("SANDBOX_STATE_FILE", default=str(BASE_DIR / "var" / "sandbox.json"))
+# Pipedrive's official OpenAPI specs, for the sandbox's strict mode (a copy ships in docs/specs).
+PIPEDRIVE_SPEC_DIR = env(
+    "PIPEDRIVE_SPEC_DIR", default=str(BASE_DIR / "docs" / "specs" / "pipedrive")
+)
 SANDBOX_PIPEDRIVE_API_TOKEN = env("SANDBOX_PIPEDRIVE_API_TOKEN", default="sandbox-pipedrive-token")
 SANDBOX_SNOVIO_CLIENT_ID = env("SANDBOX_SNOVIO_CLIENT_ID", default="sandbox-snovio-user")
 SANDBOX_SNOVIO_CLIENT_SECRET = env("SANDBOX_SNOVIO_CLIENT_SECRET", default="sandbox-snovio-secret")

@@ -40,11 +40,10 @@ class SpecViolation(AssertionError):
 
 
 def spec_dir() -> Path:
-    """Where the spec files live: `PIPEDRIVE_SPEC_DIR`, the repo's specs/, or the shared copy."""
+    """Where the spec files live: `PIPEDRIVE_SPEC_DIR`, else the copy in docs/specs/pipedrive."""
     candidates = [
         getattr(settings, "PIPEDRIVE_SPEC_DIR", None),
-        Path(settings.BASE_DIR) / "specs" / "pipedrive",
-        Path(settings.BASE_DIR).parent / "shared" / "specs" / "pipedrive",
+        Path(settings.BASE_DIR) / "docs" / "specs" / "pipedrive",
     ]
     for candidate in candidates:
         if candidate and (Path(candidate) / SPEC_FILES["v2"]).exists():

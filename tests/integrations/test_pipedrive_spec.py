@@ -179,3 +179,18 @@ def test_the_client_refuses_person_fields_that_v2_does_not_take(client):
         client.update_person(1001, {"email": "ann@example.com"})
 
     assert client.http.calls == 0
+
+
+def test_the_shipped_specs_are_pipedrives_official_files_unchanged():
+    """docs/specs/pipedrive/SOURCE.md records each file's sha256 as published."""
+    import hashlib
+    import re
+
+    from integrations.sandbox.spec import spec_dir
+
+    folder = spec_dir()
+    source = (folder / "SOURCE.md").read_text()
+    for name in ("openapi-v1.yaml", "openapi-v2.yaml"):
+        row = next(line for line in source.splitlines() if line.startswith(f"| `{name}`"))
+        expected = re.findall(r"\b[0-9a-f]{64}\b", row)[0]
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == expected
