@@ -43,6 +43,11 @@ def _back(request: HttpRequest, integration: Integration) -> HttpResponse:
     return redirect(reverse("automations:index", args=[integration.pk]) + "#automations")
 
 
+def _posted(request: HttpRequest):
+    """The form data of a POST (even an empty one, which is then invalid), None for a GET."""
+    return request.POST if request.method == "POST" else None
+
+
 def _next(request: HttpRequest) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
     ok = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
@@ -61,7 +66,7 @@ def add_action(request: HttpRequest, integration_id: int) -> HttpResponse:
     trigger = request.POST.get("trigger") or request.GET.get("trigger") or ""
     if trigger not in Trigger.values:
         trigger = Trigger.EMAIL_SENT
-    form = ActionForm(request.POST or None, integration=integration, trigger=trigger)
+    form = ActionForm(_posted(request), integration=integration, trigger=trigger)
     if request.method == "POST" and form.is_valid():
         action = form.save()
         messages.success(
@@ -88,7 +93,7 @@ def add_action(request: HttpRequest, integration_id: int) -> HttpResponse:
 def edit_action(request: HttpRequest, integration_id: int, action_id: int) -> HttpResponse:
     integration = _integration(request, integration_id)
     action = _action(integration, action_id)
-    form = ActionForm(request.POST or None, integration=integration, action=action)
+    form = ActionForm(_posted(request), integration=integration, action=action)
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, f"Saved “{ActionKind(action.kind).label}”.")

@@ -9,5 +9,8 @@ class IntegrationsConfig(AppConfig):
     verbose_name = "Integrations"
 
     def ready(self) -> None:
+        from integrations import redaction
+
+        redaction.install()
         if find_spec("integrations.sync.receivers"):
             import integrations.sync.receivers  # noqa: F401

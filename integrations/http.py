@@ -108,6 +108,14 @@ class HttpClient:
             except (requests.ConnectionError, requests.Timeout) as exc:
                 self._transport_failed(exc, method, url, attempt, resend_ok)
                 continue
+            except requests.RequestException as exc:
+                # Other requests errors can quote a header value (a token): keep only the class.
+                raise RemoteError(
+                    f"{self.remote}: {method} {_path(url)} could not be sent "
+                    f"({exc.__class__.__name__})",
+                    remote=self.remote,
+                    permanent=True,
+                ) from None
             if response.status_code == 429:
                 self._wait_for_limit(response, attempt)
                 continue

@@ -29,6 +29,7 @@ from django.views.decorators.http import require_GET, require_POST
 from integrations.models import Integration, PendingChange, RecordLink, SyncEvent, SyncRun
 from integrations.sync.catchup import store_change
 from integrations.sync.matching import normalise_email
+from integrations.sync.realtime import PERSON_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +94,16 @@ def pipedrive_hook(request: HttpRequest, secret: str) -> HttpResponse:
     payload = _json(request)
     if not isinstance(payload, dict):
         return JsonResponse({"error": "body is not a JSON object"}, status=400)
-    meta = payload.get("meta") or {}
-    if "action" not in meta or "entity" not in meta:
+    meta = payload.get("meta")
+    if not isinstance(meta, dict) or "action" not in meta or "entity" not in meta:
         # Webhooks v1 (`current`/`event`) or something else: answer 200 so it is not retried.
         return JsonResponse({"ok": True, "ignored": "not a Webhooks v2 payload"})
     if meta.get("entity") != "person":
-        return JsonResponse({"ok": True, "ignored": f"{meta.get('entity')} events are not synced"})
+        entity = str(meta.get("entity"))[:50]
+        return JsonResponse({"ok": True, "ignored": f"{entity} events are not synced"})
     kind = f"person.{meta.get('action')}"
+    if kind not in PERSON_KINDS:
+        return JsonResponse({"ok": True, "ignored": f"{kind[:60]} events are not synced"})
     new = store_change(
         integration, PendingChange.Source.PIPEDRIVE, kind, pipedrive_dedupe_key(payload), payload
     )

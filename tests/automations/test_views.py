@@ -107,6 +107,22 @@ def test_an_unknown_trigger_never_answers_500(client_logged_in, integration):
         )
 
 
+def test_an_empty_post_is_answered_with_an_error_by_each_field(client_logged_in, integration):
+    """A POST with no fields at all is an invalid form, not a silent blank one."""
+    response = client_logged_in.post(url("add", integration), {})
+    assert response.status_code == 400
+    assert response.context["form"].errors.get("kind"), response.context["form"].errors
+    assert 'id="id_kind_error"' in response.content.decode()
+    action = services.add_action(
+        integration, Trigger.EMAIL_SENT, ActionKind.ADD_ACTIVITY, subject="Call back"
+    )
+    response = client_logged_in.post(url("edit", integration, action.pk), {})
+    assert response.status_code == 400
+    assert response.context["form"].errors.get("kind"), response.context["form"].errors
+    action.refresh_from_db()
+    assert action.kind == ActionKind.ADD_ACTIVITY
+
+
 def test_a_kind_already_in_the_list_is_refused_on_the_kind_field(client_logged_in, integration):
     services.add_action(integration, Trigger.EMAIL_SENT, ActionKind.NEXT_STAGE)
     response = client_logged_in.post(

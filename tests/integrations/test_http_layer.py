@@ -368,3 +368,20 @@ def test_rate_limiters_of_different_accounts_do_not_share_a_budget(clock):
 
     assert first.acquire() == 0.0 and second.acquire() == 0.0
     assert first.acquire() > 0  # a's slice holds one, b's use does not count against it
+
+
+def test_a_request_error_that_quotes_a_header_never_carries_the_token_into_the_message():
+    import requests as real_requests
+
+    from integrations.http import HttpClient, RemoteError
+
+    class Broken(real_requests.Session):
+        def request(self, *args, **kwargs):
+            raise real_requests.exceptions.InvalidHeader("Invalid header value b'Bearer s3cret\\n'")
+
+    client = HttpClient("pipedrive", session=Broken(), sleep=lambda s: None)
+    with pytest.raises(RemoteError) as caught:
+        client.request("GET", "http://sandbox.test/pipedrive/api/v2/persons")
+    assert caught.value.permanent
+    assert "s3cret" not in str(caught.value)
+    assert caught.value.__cause__ is None and "InvalidHeader" in str(caught.value)

@@ -140,3 +140,17 @@ def test_state_is_saved_to_the_file_and_loaded_by_a_new_sandbox(live, tmp_path):
     assert again.snovio.summary() == box.snovio.summary()
     assert again.snovio.history("Demo outreach", "replies")[0]["prospectEmail"] == email
     assert again.pipedrive.summary() == box.pipedrive.summary()
+
+
+def test_the_sandbox_command_on_a_busy_port_is_a_clear_error():
+    import io
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(CommandError, match=f"127.0.0.1:{port}.*--port"):
+            call_command("sandbox", "--port", str(port), "--state-file", "", stdout=io.StringIO())

@@ -77,3 +77,56 @@ def test_bad_arguments_end_with_an_error_line_and_a_non_zero_exit(args, capsys):
         ManagementUtility(["manage.py", "transfer", *args]).execute()
     assert exit_info.value.code != 0
     assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("status", [Integration.Status.PAUSED, Integration.Status.FAILED])
+def test_an_integration_that_is_not_active_is_not_transferred(user, sandbox, status):
+    """Like the Transfer page: a paused (or failed) integration writes nothing."""
+    integration = connected_integration(user, sandbox, status=status)
+    persons_before = len(sandbox.pipedrive.persons())
+    with pytest.raises(CommandError, match="only while the integration is Active"):
+        run_command(str(integration.pk), "--direction", "to-pipedrive")
+    assert len(sandbox.pipedrive.persons()) == persons_before
+    assert not SyncRun.objects.exists()
+    integration.refresh_from_db()
+    assert integration.status == status
+
+
+def test_a_direction_the_integration_does_not_send_is_refused(user, sandbox):
+    """A Snov.io → Pipedrive only integration never writes to Snov.io, not even from the CLI."""
+    integration = connected_integration(user, sandbox, direction=Integration.Direction.TO_PIPEDRIVE)
+    with pytest.raises(CommandError, match="does not send data to Snov.io"):
+        run_command(str(integration.pk), "--direction", "to-snovio")
+    assert not SyncRun.objects.exists()
+    assert not any(path.endswith("add-prospect-to-list") for _, _, path in sandbox.request_log)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["1", "--direction", "to_pipedrive"],
+        ["-5", "--direction", "to-pipedrive"],
+        ["1", "--direction", "to-pipedrive", "--source", ""],
+    ],
+)
+def test_other_spellings_end_with_one_error_line(args, capsys):
+    from django.core.management import ManagementUtility
+
+    with pytest.raises(SystemExit) as exit_info:
+        ManagementUtility(["manage.py", "transfer", *args]).execute()
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err
+    assert "error:" in err.lower() and "Traceback" not in err
+
+
+def test_a_paused_integration_from_the_shell_is_one_error_line(user, sandbox, capsys):
+    from django.core.management import ManagementUtility
+
+    integration = connected_integration(user, sandbox, status=Integration.Status.PAUSED)
+    with pytest.raises(SystemExit) as exit_info:
+        ManagementUtility(
+            ["manage.py", "transfer", str(integration.pk), "--direction", "to-pipedrive"]
+        ).execute()
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("CommandError:"), err

@@ -260,3 +260,39 @@ def test_transfer_progress_is_served_as_json_and_as_the_partial(client_logged_in
     assert (data["created"], data["conflicts"], data["skipped"]) == (20, 4, 5)
     assert 'id="transfer-progress"' in html and "data-progress-url" in html
     assert '>50</span> of <span data-k="total">150</span>' in html
+
+
+@pytest.mark.parametrize("meta", ["action entity", ["action", "entity"], 7])
+def test_a_pipedrive_delivery_whose_meta_is_not_an_object_is_answered_not_crashed(
+    integration, meta
+):
+    response = post_pipedrive(integration, {"meta": meta, "data": {}})
+    assert response.status_code == 200 and response.json()["ignored"]
+    assert not PendingChange.objects.exists()
+
+
+def test_a_pipedrive_person_event_with_an_unknown_action_is_not_stored(integration):
+    """Only create/change/delete are synced; anything else would be a kind no worker knows
+    (and a huge action would not even fit the column)."""
+    for action in ("merge", "x" * 5000):
+        response = post_pipedrive(integration, person_event(action=action))
+        assert response.status_code == 200 and response.json()["ignored"]
+        assert len(response.json()["ignored"]) < 200
+    assert not PendingChange.objects.exists()
+
+
+def test_the_webhook_secret_in_the_path_is_never_logged(integration, caplog):
+    """Django logs every 4xx with the request path; the path holds the webhook secret."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    post_pipedrive(integration, person_event(), auth=basic("who", "guess"))  # 401
+    Client().post(
+        reverse("sync:snovio_hook", args=[integration.webhook_secret]),
+        data="not json",
+        content_type="application/json",
+    )  # 400
+    Client().get(reverse("sync:snovio_hook", args=[integration.webhook_secret]))  # 405
+    assert caplog.records, "Django logs these answers"
+    assert integration.webhook_secret not in caplog.text
+    assert "/hooks/pipedrive/" in caplog.text  # still says which endpoint

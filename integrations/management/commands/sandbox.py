@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from integrations.sandbox import server
 from integrations.sandbox.core import Sandbox
@@ -42,4 +42,10 @@ class Command(BaseCommand):
             settings={"strict_spec": options["strict_spec"]},
         )
         self.stdout.write(f"Sandbox on {public_url} (state: {state_file or 'memory'})")
-        server.run(sandbox, options["host"], options["port"])
+        try:
+            server.run(sandbox, options["host"], options["port"])
+        except OSError as exc:  # the port is taken, or the host is not this machine's
+            raise CommandError(
+                f"Cannot listen on {options['host']}:{options['port']}: "
+                f"{exc.strerror or exc}. Choose another with --port."
+            ) from None

@@ -54,6 +54,22 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Integration {integration.pk} is not connected to {' and '.join(missing)}."
             )
+        if integration.status not in (Integration.Status.ACTIVE, Integration.Status.SYNCING):
+            # Like the Transfer page; Syncing is a transfer left unfinished, resumed below.
+            raise CommandError(
+                f"Integration {integration.pk} is {integration.get_status_display()}: a transfer "
+                "can run only while the integration is Active."
+            )
+        sends = {
+            "to-pipedrive": (integration.sends_to_pipedrive, "Pipedrive"),
+            "to-snovio": (integration.sends_to_snovio, "Snov.io"),
+        }
+        allowed, receiver = sends[options["direction"]]
+        if not allowed:
+            raise CommandError(
+                f"Integration {integration.pk} ({integration.get_direction_display()}) does not "
+                f"send data to {receiver}."
+            )
         run = create_run(
             integration, options["direction"], options["source"], options["dry_run"], None
         )
