@@ -22,7 +22,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from integrations import fieldspec
+from integrations import services
 from integrations.models import (
     Connection,
     ConstantField,
@@ -86,17 +86,7 @@ def connected_integration(user, sandbox, **options: Any) -> Integration:
             raise TypeError(f"Integration has no setting {name!r}")
         setattr(integration, name, value)
     integration.save()
-    for position, pair in enumerate(fieldspec.SYSTEM_PAIRS):
-        FieldMapping.objects.create(
-            integration=integration,
-            snovio_field=pair.snovio_field,
-            snovio_label=pair.snovio_label,
-            pipedrive_field=pair.pipedrive_field,
-            pipedrive_label=pair.pipedrive_label,
-            data_type=pair.data_type,
-            is_system=True,
-            position=position,
-        )
+    services.ensure_system_mappings(integration)
     for position, (snovio_field, pipedrive_field, data_type) in enumerate(pairs, start=100):
         FieldMapping.objects.create(
             integration=integration,
