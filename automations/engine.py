@@ -208,7 +208,13 @@ def enqueue(run: AutomationRun) -> None:
     def _send() -> None:
         from django_q.tasks import async_task
 
-        async_task(TASK, run_id, task_name=f"automation-run-{run_id}", group="automations")
+        # save=False: the AutomationRun and its outcomes are the record of a run, so a
+        # successful task leaves no django-q2 Task row (saving one costs the monitor an
+        # insert plus a pass over the saved successes to prune them, in a write transaction,
+        # for every event). A task that raises is still saved as failed.
+        async_task(
+            TASK, run_id, task_name=f"automation-run-{run_id}", group="automations", save=False
+        )
 
     transaction.on_commit(_send)
 
@@ -240,15 +246,18 @@ def run_automations(run: AutomationRun | int) -> AutomationRun:
     pending. Returns the run as it is now.
     """
     run_id = run.pk if isinstance(run, AutomationRun) else int(run)
-    first = AutomationRun.objects.filter(pk=run_id).first()
+    contact = AutomationRun.objects.filter(pk=run_id).values_list("integration_id", "email")
+    first = contact.first()
     if first is None:
         raise AutomationRun.DoesNotExist(f"AutomationRun {run_id} does not exist")
-    done: set[int] = set()
+    done: dict[int, AutomationRun] = {}
     while True:
-        head = _oldest_pending(first.integration_id, first.email, exclude=done)
+        head = _oldest_pending(*first, exclude=done)
         if head is None or not _perform_run(head):
             break
-        done.add(head.pk)
+        done[head.pk] = head
+    if run_id in done:
+        return done[run_id]  # finished here: `_finish` left it as it is in the database
     return AutomationRun.objects.get(pk=run_id)
 
 
@@ -329,10 +338,11 @@ def _hold(run: AutomationRun, integration: Integration) -> None:
 
 
 def _finish(run: AutomationRun, status: str, reason: str) -> None:
+    finished_at = timezone.now()
     AutomationRun.objects.filter(pk=run.pk).update(
-        status=status, reason=reason, finished_at=timezone.now()
+        status=status, reason=reason, finished_at=finished_at
     )
-    run.status, run.reason = status, reason
+    run.status, run.reason, run.finished_at = status, reason, finished_at
 
 
 def enabled_actions(integration: Integration, trigger: str) -> list[ScenarioAction]:
@@ -418,6 +428,7 @@ class RunContext:
     person_reported: bool = False
     person_error: str = ""
     prospect: dict | None = None
+    link: RecordLink | None = None  # the contact's link, when the list check read it
     deal: dict | None = None  # the deal this run created or moved last
     stages: dict[int, list[dict]] = field(default_factory=dict)
 
@@ -772,8 +783,11 @@ def _person(ctx: RunContext) -> int:
 
 def _resolve_person(ctx: RunContext) -> int:
     email = ctx.event.email
-    # The sync engine keys its links by the normalised email, as this engine does.
-    link = RecordLink.objects.filter(integration=ctx.integration, email=email).first()
+    # The sync engine keys its links by the normalised email, as this engine does. A link
+    # the list check read already names the person when it has one; otherwise read it again.
+    link = ctx.link
+    if link is None or not link.pipedrive_person_id:
+        link = RecordLink.objects.filter(integration=ctx.integration, email=email).first()
     if link and link.pipedrive_person_id:
         ctx.person_id = link.pipedrive_person_id
         ctx.person_name = ctx.event.name
@@ -869,11 +883,8 @@ def _not_in_synced_list(ctx: RunContext) -> str:
             "list_id", flat=True
         )
     }
-    if (
-        RecordLink.objects.filter(integration=integration, email=ctx.event.email)
-        .exclude(snovio_prospect_id="")
-        .exists()
-    ):
+    ctx.link = RecordLink.objects.filter(integration=integration, email=ctx.event.email).first()
+    if ctx.link and ctx.link.snovio_prospect_id:
         return ""  # the sync engine links prospects of the selected lists only
     prospect = _prospect(ctx)
     if not prospect:

@@ -86,6 +86,15 @@ class AutomationRun(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["integration", "event_key"], name="event_runs_once")
         ]
+        indexes = [
+            # Every task looks up its contact's oldest pending run (twice): only the pending
+            # runs are indexed, so that look-up stays small however long the log grows.
+            models.Index(
+                fields=["integration", "email", "received_at"],
+                condition=models.Q(status="pending"),
+                name="automation_pending_contact",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_trigger_display()} for {self.email or self.event_key}"

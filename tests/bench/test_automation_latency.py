@@ -16,18 +16,27 @@ it measures, from the delivery reaching the app (`AutomationRun.received_at`) an
 moment the sandbox fired it:
 - to the deal's creation (the sandbox's clock when it answered POST /api/v2/deals), and
 - to the end of the chain (the last `ActionOutcome.at`),
-then prints p50 / p95 / p99 / max.
+then prints p50 / p95 / p99 / max, the sustained throughput (chains completed per second from
+the first to the last: below the offered rate means a queue built up), the remote calls per
+event and the CPU each side spent per event. It stops by itself: a bounded number of events,
+a bounded wait for the queue to drain, loopback only.
+
+Knobs (environment): BENCH_RATE (20), BENCH_SECONDS (10), BENCH_WORKERS (the settings' worker
+count), BENCH_DRAIN_SECONDS (120), BENCH_DIRECTION (two_way), BENCH_PIPEDRIVE_BURST (480),
+BENCH_SQLITE_WAL=1 (put the SQLite file in WAL journal mode first, to compare).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import statistics
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -42,7 +51,8 @@ from tests.integrations.integration_support import launched_integration
 
 RATE = float(os.environ.get("BENCH_RATE", 20))  # events per second
 SECONDS = float(os.environ.get("BENCH_SECONDS", 10))
-WORKERS = int(os.environ.get("BENCH_WORKERS", os.environ.get("Q_WORKERS", 2)))
+WORKERS = int(os.environ.get("BENCH_WORKERS", django_settings.Q_CLUSTER["workers"]))
+DRAIN_SECONDS = float(os.environ.get("BENCH_DRAIN_SECONDS", 120))
 BURST = int(os.environ.get("BENCH_PIPEDRIVE_BURST", 480))  # Pipedrive Ultimate: 480 / 2 s
 DIRECTION = os.environ.get("BENCH_DIRECTION", "two_way")
 BASE_DIR = Path(django_settings.BASE_DIR)
@@ -128,7 +138,7 @@ def qcluster(sandbox_http, live_server, tmp_path):
 
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": _database_url() + os.environ.get("HACK_DBQ", ""),
         "PIPEDRIVE_OAUTH_URL": f"{sandbox_http.url}/pipedrive",
         "PIPEDRIVE_API_URL": f"{sandbox_http.url}/pipedrive",
         "SNOVIO_API_URL": f"{sandbox_http.url}/snovio",
@@ -141,6 +151,9 @@ def qcluster(sandbox_http, live_server, tmp_path):
         "SECRET_KEY": django_settings.SECRET_KEY,
         "FIELD_ENCRYPTION_KEY": django_settings.FIELD_ENCRYPTION_KEY,
     }
+    if os.environ.get("BENCH_SQLITE_WAL") and connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode=WAL")
     log = (tmp_path / "qcluster.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "manage.py", "qcluster"],
@@ -229,6 +242,17 @@ def test_event_to_pipedrive_action_latency_at_20_events_per_second(
 
     sandbox.pipedrive.handle = timed_handle
 
+    # Every API request the sandbox answers while the events run, by remote, method and path.
+    remote_calls: Counter[str] = Counter()
+    original_dispatch = sandbox.handle
+
+    def counted_dispatch(remote, request):
+        path = re.sub(r"/\d+", "/{id}", request.path)
+        remote_calls[f"{remote} {request.method} {path}"] += 1
+        return original_dispatch(remote, request)
+
+    sandbox.handle = counted_dispatch
+
     fired: dict[str, float] = {}
     errors: list[str] = []
 
@@ -239,13 +263,20 @@ def test_event_to_pipedrive_action_latency_at_20_events_per_second(
         except Exception as exc:  # reported below, never hidden
             errors.append(f"{email}: {exc}")
 
-    print(
-        f"firing {total} events at {RATE:g}/s for {SECONDS:g} s; {WORKERS} workers; "
-        f"database {connection.vendor}; Pipedrive burst limit {BURST} per 2 s; "
-        f"direction {DIRECTION}"
+    database = connection.vendor
+    if database == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode")
+            database += f" (journal mode {cursor.fetchone()[0]})"
+    setup = (
+        f"{WORKERS} workers, database {database}, Pipedrive burst limit {BURST} per 2 s, "
+        f"direction {DIRECTION}, {os.cpu_count()} CPUs"
     )
+    print(f"firing {total} events at {RATE:g}/s for {SECONDS:g} s; {setup}")
     app_cpu_start = time.process_time()
     worker_cpu_start = cpu_seconds(qcluster.pid)
+    machine_cpu_start = machine_busy_seconds()
+    sessions_start = database_sessions()
     start = time.time()
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="fire") as pool:
         for i, email in enumerate(emails):
@@ -256,7 +287,7 @@ def test_event_to_pipedrive_action_latency_at_20_events_per_second(
     fired_in = time.time() - start
     assert not errors, errors[:5]
 
-    deadline = time.time() + 180
+    deadline = time.time() + DRAIN_SECONDS
     while time.time() < deadline:
         done = (
             AutomationRun.objects.filter(integration=integration)
@@ -275,7 +306,7 @@ def test_event_to_pipedrive_action_latency_at_20_events_per_second(
     statuses = {s: sum(1 for r in runs if r.status == s) for s in AutomationRun.Status.values}
     assert statuses[AutomationRun.Status.DONE] == total, statuses
 
-    to_deal, to_done, fire_to_deal, fire_to_done, queue = [], [], [], [], []
+    to_deal, to_done, fire_to_deal, fire_to_done, queue, done_at = [], [], [], [], [], []
     for run in runs:
         outcomes = sorted(run.outcomes.all(), key=lambda o: o.position)
         received = run.received_at.timestamp()
@@ -287,6 +318,7 @@ def test_event_to_pipedrive_action_latency_at_20_events_per_second(
         fire_to_deal.append(created - fired[run.email])
         fire_to_done.append(finished - fired[run.email])
         queue.append(received - fired[run.email])
+        done_at.append(finished)
     assert len({r.outcomes.all()[0].pipedrive_objects["deal"]["id"] for r in runs}) == total
     assert (
         sum(
@@ -297,29 +329,75 @@ def test_event_to_pipedrive_action_latency_at_20_events_per_second(
         == 3 * total
     )
 
+    app_cpu = time.process_time() - app_cpu_start
+    worker_cpu = cpu_seconds(qcluster.pid) - worker_cpu_start
+    machine_cpu = machine_busy_seconds() - machine_cpu_start
+    sessions = database_sessions() - sessions_start
+    # Chains completed per second, first to last: the offered rate when the pipeline keeps
+    # up, the service rate when a queue builds.
+    throughput = (total - 1) / (max(done_at) - min(done_at))
+    offered = total / fired_in
+
     print(f"fired {total} events in {fired_in:.1f} s; all done {drained_in:.1f} s after the first")
     print(report("delivery received -> deal created", to_deal))
     print(report("delivery received -> chain done (3 actions)", to_done))
     print(report("sandbox fired -> delivery received", queue))
     print(report("sandbox fired -> deal created", fire_to_deal))
     print(report("sandbox fired -> chain done (3 actions)", fire_to_done))
+    print("remote calls per event: " + _per_event(remote_calls, total))
+    hooks = Counter(url.rsplit("/", 3)[-3] for url, _ in sandbox.deliver.results)
+    print("webhook deliveries per event: " + _per_event(hooks, total))
     _print_tasks()
-    app_cpu = time.process_time() - app_cpu_start
-    worker_cpu = cpu_seconds(qcluster.pid) - worker_cpu_start
+    if connection.vendor == "postgresql":
+        print(f"PostgreSQL sessions opened per event (all processes): {sessions / total:.1f}")
     print(
         f"CPU per event: app + sandbox process {app_cpu / total * 1000:.0f} ms, "
-        f"worker processes {worker_cpu / total * 1000:.0f} ms "
-        f"({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})"
+        f"worker processes {worker_cpu / total * 1000:.0f} ms; the whole machine (database "
+        f"server and anything else running included) {machine_cpu / total * 1000:.0f} ms "
+        f"(load average {os.getloadavg()[0]:.1f})"
     )
+    keeps_up = "keeps up" if throughput >= 0.95 * offered else "falls behind: a queue builds"
+    print(
+        f"\n=== RESULT: {total} events at {offered:.1f}/s offered; {setup}\n"
+        f"=== delivery received -> chain done: p50 {percentile(to_done, 50) * 1000:.0f} ms, "
+        f"p99 {percentile(to_done, 99) * 1000:.0f} ms\n"
+        f"=== sustained throughput {throughput:.1f} events/s ({keeps_up})"
+    )
+
+
+def _per_event(counts: Counter, total: int) -> str:
+    return ", ".join(f"{key} {n / total:.2f}" for key, n in counts.most_common()) or "none"
 
 
 def _print_tasks() -> None:
     from django_q.models import Task
 
-    funcs: dict[str, int] = {}
-    for func in Task.objects.values_list("func", flat=True):
-        funcs[func] = funcs.get(func, 0) + 1
-    print("tasks run by the worker: " + ", ".join(f"{f} x{n}" for f, n in sorted(funcs.items())))
+    funcs = Counter(
+        f"{func}{'' if success else ' (failed)'}"
+        for func, success in Task.objects.values_list("func", "success")
+    )
+    print(
+        "tasks saved by the worker: "
+        + ", ".join(f"{f} x{n}" for f, n in sorted(funcs.items()))
+        + " (automation tasks are saved only when they fail; their record is the AutomationRun)"
+    )
+
+
+def database_sessions() -> int:
+    """PostgreSQL: sessions (connections) opened on the test database so far; 0 elsewhere."""
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return int(cursor.fetchone()[0])
+
+
+def machine_busy_seconds() -> float:
+    """CPU time every CPU of the machine spent busy (not idle or waiting for I/O) so far."""
+    # user nice system idle iowait irq softirq (then steal, guest: not this machine's work)
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pgid: int) -> float:

@@ -50,7 +50,8 @@ def add_action(page: Page, trigger: str, kind: str, **fields: str) -> None:
     if "subject" in fields:
         page.fill(f"#id_{trigger}_subject", fields["subject"])
     block.get_by_role("button", name="Add action").click()
-    expect(page.locator(".msg-success")).to_contain_text("Added")
+    # Each action has its own message: waiting for it means the new page has loaded.
+    expect(page.locator(".msg-success")).to_contain_text(f"Added “{ActionKind(kind).label}”")
 
 
 @pytest.mark.e2e
@@ -84,7 +85,8 @@ def test_the_chain_built_in_step_5_runs_when_the_sandbox_fires_the_event(
     expect(page.locator(f"#id_{trigger}_stage_id optgroup[label=Partnerships]")).to_be_hidden()
     page.select_option(f"#id_{trigger}_stage_id", label="Demo scheduled")
     block.get_by_role("button", name="Add action").click()
-    expect(page.locator(".msg-success")).to_contain_text("Added")
+    moved = ActionKind.MOVE_TO_STAGE.label
+    expect(page.locator(".msg-success")).to_contain_text(f"Added “{moved}”")
     add_action(page, trigger, ActionKind.ADD_ACTIVITY, subject=SUBJECT)
     steps = page.locator(f"#scenario-{trigger} .action-list li.action .description")
     expect(steps).to_have_text(
