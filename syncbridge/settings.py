@@ -61,8 +61,13 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The demo runs web, worker and sandbox against one SQLite file: wait instead of failing.
     # IMMEDIATE: a transaction that reads then writes takes the write lock up front instead of
     # failing with "database is locked" when another process wrote in between.
+    # WAL lets the web server read while the worker writes (the demo runs both on one file).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL;",
+        }
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -23,7 +23,8 @@ a bounded wait for the queue to drain, loopback only.
 
 Knobs (environment): BENCH_RATE (20), BENCH_SECONDS (10), BENCH_WORKERS (the settings' worker
 count), BENCH_DRAIN_SECONDS (120), BENCH_DIRECTION (two_way), BENCH_PIPEDRIVE_BURST (480),
-BENCH_SQLITE_WAL=1 (put the SQLite file in WAL journal mode first, to compare).
+BENCH_SQLITE_WAL=1 (switch the SQLite file to WAL first, when the settings do not; the journal
+mode in use is printed).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def qcluster(sandbox_http, live_server, tmp_path):
 
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url() + os.environ.get("HACK_DBQ", ""),
+        "DATABASE_URL": _database_url(),
         "PIPEDRIVE_OAUTH_URL": f"{sandbox_http.url}/pipedrive",
         "PIPEDRIVE_API_URL": f"{sandbox_http.url}/pipedrive",
         "SNOVIO_API_URL": f"{sandbox_http.url}/snovio",
