@@ -12,6 +12,7 @@ Registering lists the existing subscriptions first and never creates a duplicate
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -47,24 +48,48 @@ def _client(connection) -> Any:
     return client_for(connection)
 
 
+def _reconcile(
+    hooks: list[dict],
+    needed: set[tuple[str, str]],
+    event_of: Callable[[dict], tuple[str, str] | None],
+    create: Callable[[tuple[str, str]], dict],
+    delete: Callable[[Any], Any],
+) -> list[int]:
+    """Keep one subscription per needed event, delete the rest, create what is missing."""
+    needed = set(needed)
+    ids = []
+    for hook in hooks:
+        event = event_of(hook)
+        if event in needed:
+            needed.discard(event)
+            ids.append(int(hook["id"]))
+        else:  # a duplicate, an old version or one the direction no longer needs
+            delete(hook["id"])
+    ids.extend(int(create(event)["id"]) for event in sorted(needed))
+    return ids
+
+
+def _store_ids(integration: Integration, field: str, ids: list[int]) -> list[int]:
+    Integration.objects.filter(pk=integration.pk).update(**{field: ids})
+    setattr(integration, field, ids)
+    return ids
+
+
 def sync_pipedrive_webhooks(integration: Integration, wanted: bool = True) -> list[int]:
     """Make Pipedrive's subscriptions for this integration exactly what it needs."""
     if integration.pipedrive is None:
         return []
     client = _client(integration.pipedrive)
     url = pipedrive_hook_url(integration)
-    ours = [h for h in client.list_webhooks() if h.get("subscription_url") == url]
-    needed = set(PIPEDRIVE_EVENTS) if wanted else set()
-    ids = []
-    for hook in ours:
-        pair = (hook.get("event_action"), hook.get("event_object"))
-        if pair in needed and str(hook.get("version", "2.0")) == "2.0":
-            needed.discard(pair)
-            ids.append(int(hook["id"]))
-        else:  # a duplicate, a v1 subscription or one the direction no longer needs
-            client.delete_webhook(hook["id"])
-    for action, obj in sorted(needed):
-        hook = client.create_webhook(
+
+    def event_of(hook: dict) -> tuple[str, str] | None:
+        if str(hook.get("version", "2.0")) != "2.0":
+            return None
+        return (hook.get("event_action"), hook.get("event_object"))
+
+    def create(event: tuple[str, str]) -> dict:
+        action, obj = event
+        return client.create_webhook(
             url,
             action,
             obj,
@@ -72,10 +97,11 @@ def sync_pipedrive_webhooks(integration: Integration, wanted: bool = True) -> li
             integration.pipedrive_webhook_password,
             name=f"SyncBridge #{integration.pk}",
         )
-        ids.append(int(hook["id"]))
-    Integration.objects.filter(pk=integration.pk).update(pipedrive_webhook_ids=ids)
-    integration.pipedrive_webhook_ids = ids
-    return ids
+
+    ours = [h for h in client.list_webhooks() if h.get("subscription_url") == url]
+    needed = set(PIPEDRIVE_EVENTS) if wanted else set()
+    ids = _reconcile(ours, needed, event_of, create, client.delete_webhook)
+    return _store_ids(integration, "pipedrive_webhook_ids", ids)
 
 
 def sync_snovio_webhooks(integration: Integration, wanted: bool = True) -> list[int]:
@@ -86,20 +112,14 @@ def sync_snovio_webhooks(integration: Integration, wanted: bool = True) -> list[
     url = snovio_hook_url(integration)
     ours = [h for h in client.list_webhooks() if h.get("end_point") == url]
     needed = set(SNOVIO_EVENTS) if wanted else set()
-    ids = []
-    for hook in ours:
-        pair = (hook.get("event_object"), hook.get("event_action"))
-        if pair in needed:
-            needed.discard(pair)
-            ids.append(int(hook["id"]))
-        else:
-            client.delete_webhook(hook["id"])
-    for obj, action in sorted(needed):
-        hook = client.create_webhook(obj, action, url)
-        ids.append(int(hook["id"]))
-    Integration.objects.filter(pk=integration.pk).update(snovio_webhook_ids=ids)
-    integration.snovio_webhook_ids = ids
-    return ids
+    ids = _reconcile(
+        ours,
+        needed,
+        lambda hook: (hook.get("event_object"), hook.get("event_action")),
+        lambda event: client.create_webhook(event[0], event[1], url),
+        client.delete_webhook,
+    )
+    return _store_ids(integration, "snovio_webhook_ids", ids)
 
 
 def register_webhooks(integration: Integration) -> str:
