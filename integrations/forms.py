@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from integrations import fieldspec, services
 from integrations.catalog import Catalog, Kind
 from integrations.http import AuthError, RemoteError
-from integrations.models import Connection, Integration, Provider, SyncRun
+from integrations.models import Connection, Integration, Provider, RealtimeRule, SyncRun
 
 DIRECTION_HELP = {
     Integration.Direction.TWO_WAY: (
@@ -464,6 +464,16 @@ class StatusForm(forms.Form):
             (Integration.Status.ACTIVE, "Active"),
             (Integration.Status.PAUSED, "Paused"),
         ]
+    )
+
+
+class RealtimeRuleForm(forms.Form):
+    realtime_rule = forms.ChoiceField(
+        label="When a field changed in both apps before it was synced",
+        choices=RealtimeRule.choices,
+        help_text="Real time carries each change to the other app. If both apps changed the "
+        "same field before SyncBridge saw either change, this decides which value stays; the "
+        "sync history shows both values and the winner.",
     )
 
 

@@ -63,6 +63,14 @@ def new_webhook_secret() -> str:
     return secrets.token_urlsafe(24)
 
 
+class RealtimeRule(models.TextChoices):
+    """Who wins a field changed on both sides before SyncBridge synced it."""
+
+    LATEST = "latest", "The most recent change wins"
+    SNOVIO = "snovio", "Snov.io always wins"
+    PIPEDRIVE = "pipedrive", "Pipedrive always wins"
+
+
 class Integration(models.Model):
     """One Snov.io account joined to one Pipedrive company, with every setting of the 7 steps."""
 
@@ -102,15 +110,24 @@ class Integration(models.Model):
     only_with_email = models.BooleanField(default=True)
     # Lifecycle.
     launched_at = models.DateTimeField(null=True, blank=True)
-    settings_version = models.PositiveIntegerField(default=1)
+    # The baseline: the contacts that existed at launch, recorded without writing anything.
+    baseline_started_at = models.DateTimeField(null=True, blank=True)
+    baseline_at = models.DateTimeField(null=True, blank=True)
+    # Snov.io lists whose prospects are in the baseline (or known to be new), by id.
+    baseline_lists = models.JSONField(default=list, blank=True)
+    realtime_rule = models.CharField(
+        max_length=20, choices=RealtimeRule.choices, default=RealtimeRule.LATEST
+    )
     webhook_secret = models.CharField(max_length=64, default=new_webhook_secret, unique=True)
     pipedrive_webhook_user = models.CharField(max_length=64, default=new_webhook_secret)
     pipedrive_webhook_password = EncryptedTextField(default=new_webhook_secret)
     pipedrive_webhook_ids = models.JSONField(default=list, blank=True)
     snovio_webhook_ids = models.JSONField(default=list, blank=True)
-    # Catch-up cursors (ISO timestamps / per-list page markers).
+    # The scheduled catch-up: Pipedrive persons updated since this moment are looked at.
     pipedrive_synced_until = models.DateTimeField(null=True, blank=True)
-    snovio_synced_until = models.DateTimeField(null=True, blank=True)
+    last_catch_up_at = models.DateTimeField(null=True, blank=True)
+    last_catch_up_found = models.PositiveIntegerField(default=0)
+    last_catch_up_note = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -250,9 +267,10 @@ class RecordLink(models.Model):
     email = models.CharField(max_length=254)
     snovio_prospect_id = models.CharField(max_length=64, blank=True)
     pipedrive_person_id = models.BigIntegerField(null=True, blank=True)
-    # Fingerprints of the values last written to each side, to recognise our own echoes.
-    snovio_fingerprint = models.CharField(max_length=64, blank=True)
-    pipedrive_fingerprint = models.CharField(max_length=64, blank=True)
+    # The base of the three-way merge (`sync/threeway.py`): per side, the mapped values it held
+    # when SyncBridge last looked or wrote ({"snovio": {...}, "pipedrive": {...}}; a side
+    # missing was never seen), and the pairs on which both sides agreed then ("in_sync").
+    base = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -391,11 +409,28 @@ class PendingChange(models.Model):
     )
     source = models.CharField(max_length=20, choices=Source.choices)
     kind = models.CharField(max_length=50)
+
+    class ErrorKind(models.TextChoices):
+        NONE = "", "None"
+        TEMPORARY = "temporary", "Temporary (retried)"
+        RATE_LIMIT = "rate_limit", "Rate limit (retried)"
+        PERMANENT = "permanent", "Refused by the remote"
+        AUTH = "auth", "Connection failed"
+        BUG = "bug", "SyncBridge error"
+
     # Idempotency key of the delivery: a duplicate delivery is stored once.
     dedupe_key = models.CharField(max_length=200)
+    # The contact the change is about ("pipedrive:<id>", "snovio:<id>"); changes to one contact
+    # that wait together are coalesced into one (it is read fresh when applied anyway).
+    record_key = models.CharField(max_length=120, blank=True)
     payload = models.JSONField(default=dict)
     received_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error_kind = models.CharField(
+        max_length=20, choices=ErrorKind.choices, blank=True, default=ErrorKind.NONE
+    )
     outcome = models.TextField(blank=True)
 
     class Meta:
@@ -403,6 +438,19 @@ class PendingChange(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["integration", "dedupe_key"], name="unique_pending_delivery"
+            ),
+            models.UniqueConstraint(
+                fields=["integration", "record_key"],
+                condition=models.Q(processed_at__isnull=True, started_at__isnull=True)
+                & ~models.Q(record_key=""),
+                name="one_waiting_change_per_record",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["integration", "received_at"],
+                condition=models.Q(processed_at__isnull=True),
+                name="pending_change_waiting",
             )
         ]
 

@@ -15,12 +15,12 @@ from importlib.util import find_spec
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from integrations import catalog, fieldspec, signals
 from integrations.catalog import Catalog, Kind
 from integrations.http import AuthError, RemoteError
+from integrations.lifecycle import send_signal, set_status
 from integrations.models import (
     Connection,
     ConstantField,
@@ -28,7 +28,6 @@ from integrations.models import (
     Integration,
     ListSelection,
     Provider,
-    StatusChange,
     SyncRun,
 )
 
@@ -339,61 +338,6 @@ def problems_summary(problems: Iterable[Problem]) -> str:
 # --- status ---------------------------------------------------------------------------------
 
 
-def set_status(
-    integration: Integration,
-    new_status: str,
-    changed_by: Any = None,
-    reason: str = "",
-) -> StatusChange | None:
-    """Change the status (the only way it changes), record who and why, tell the listeners.
-
-    Setting the status it already has only updates the reason and records nothing.
-    """
-    if new_status not in Status.values:
-        raise ValueError(f"unknown status {new_status!r}")
-    user = changed_by if getattr(changed_by, "is_authenticated", False) else None
-    with transaction.atomic():
-        current = Integration.objects.select_for_update().only("status").get(pk=integration.pk)
-        old_status = current.status
-        Integration.objects.filter(pk=integration.pk).update(
-            status=new_status, status_reason=reason, updated_at=timezone.now()
-        )
-        change = None
-        if old_status != new_status:
-            change = StatusChange.objects.create(
-                integration=integration,
-                from_status=old_status,
-                to_status=new_status,
-                changed_by=user,
-                reason=reason,
-            )
-    integration.status = new_status
-    integration.status_reason = reason
-    if change is not None:
-        log.info("integration %s: %s -> %s (%s)", integration.pk, old_status, new_status, reason)
-        _send(
-            signals.status_changed,
-            integration=integration,
-            old_status=old_status,
-            new_status=new_status,
-            changed_by=user,
-        )
-    return change
-
-
-def _send(signal, **kwargs: Any) -> None:
-    """Tell the listeners; one failing listener is logged and never undoes the change."""
-    for receiver, result in signal.send_robust(sender=Integration, **kwargs):
-        if isinstance(result, Exception):
-            log.error(
-                "%s failed on integration %s: %s",
-                getattr(receiver, "__qualname__", receiver),
-                kwargs["integration"].pk,
-                result,
-                exc_info=result,
-            )
-
-
 def _preflight(integration: Integration) -> list[Problem]:
     """Reload the catalogue (which also tries both connections) and check every setting."""
     catalog.refresh_catalog(integration)
@@ -408,8 +352,20 @@ def launch(integration: Integration, user: Any = None) -> list[Problem]:
     problems = _preflight(integration)
     if problems:
         return problems
+    # The contacts that exist now are recorded as the baseline (by the first drain, under the
+    # integration's lock) and move only by a manual transfer.
     integration.launched_at = timezone.now()
-    integration.save(update_fields=["launched_at", "updated_at"])
+    integration.baseline_at = integration.baseline_started_at = None
+    integration.baseline_lists = []
+    integration.save(
+        update_fields=[
+            "launched_at",
+            "baseline_at",
+            "baseline_started_at",
+            "baseline_lists",
+            "updated_at",
+        ]
+    )
     set_status(integration, Status.ACTIVE, user, "Launched")
     return []
 
@@ -568,7 +524,7 @@ def disconnect(integration: Integration, provider: str, user: Any = None) -> Non
     conn = integration.pipedrive if provider == Provider.PIPEDRIVE else integration.snovio
     if conn is None:
         return
-    _send(signals.disconnecting, integration=integration, provider=provider)
+    send_signal(signals.disconnecting, integration=integration, provider=provider)
     if integration.status != Status.PAUSED:
         set_status(integration, Status.PAUSED, user, f"{Provider(provider).label} was disconnected")
     conn.access_token = ""
@@ -595,12 +551,9 @@ def receiving_sides(integration: Integration) -> list[str]:
 
 
 def settings_saved(integration: Integration, user: Any = None) -> list[Problem]:
-    """Bump the settings version, restart real-time sync on them, and check them."""
-    Integration.objects.filter(pk=integration.pk).update(
-        settings_version=F("settings_version") + 1, updated_at=timezone.now()
-    )
-    integration.refresh_from_db(fields=["settings_version"])
-    _send(signals.settings_changed, integration=integration)
+    """Restart real-time sync on the saved settings, and check them."""
+    Integration.objects.filter(pk=integration.pk).update(updated_at=timezone.now())
+    send_signal(signals.settings_changed, integration=integration)
     return settings_problems(integration)
 
 

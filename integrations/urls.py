@@ -1,6 +1,6 @@
 from django.urls import path
 
-from integrations import views
+from integrations import realtime_views, views
 
 app_name = "integrations"
 urlpatterns = [
@@ -35,4 +35,10 @@ urlpatterns = [
     path("integrations/<int:pk>/settings/", views.settings_page, name="settings"),
     path("integrations/<int:pk>/status/", views.change_status, name="status"),
     path("integrations/<int:pk>/refresh/", views.refresh, name="refresh"),
+    path("integrations/<int:pk>/realtime-rule/", realtime_views.save_rule, name="realtime_rule"),
+    path(
+        "integrations/<int:pk>/changes/<int:change_pk>/retry/",
+        realtime_views.retry_change,
+        name="retry_change",
+    ),
 ]

@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass
 
 from django.contrib import messages
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -20,6 +21,7 @@ from integrations import forms, services
 from integrations.catalog import Catalog
 from integrations.http import RemoteError
 from integrations.models import Integration, Provider, SyncRun
+from integrations.sync import queue
 
 OAUTH_SESSION_KEY = "pipedrive_oauth_states"
 
@@ -122,8 +124,10 @@ def _report(
 
 
 def integration_list(request: HttpRequest) -> HttpResponse:
-    integrations = Integration.objects.filter(owner=request.user).select_related(
-        "pipedrive", "snovio"
+    integrations = (
+        Integration.objects.filter(owner=request.user)
+        .select_related("pipedrive", "snovio")
+        .annotate(waiting=Count("pending_changes", filter=Q(pending_changes__processed_at=None)))
     )
     return render(request, "integrations/list.html", {"integrations": integrations})
 
@@ -411,6 +415,8 @@ def settings_page(request: HttpRequest, pk: int) -> HttpResponse:
         constants_form=forms.ConstantsForm(integration=integration, catalog=cat),
         status_changes=integration.status_changes.select_related("changed_by")[:20],
         latest_run=integration.runs.first(),
+        queue=queue.summary(integration),
+        rule_form=forms.RealtimeRuleForm(initial={"realtime_rule": integration.realtime_rule}),
         **_data_context(
             integration,
             forms.DataExchangeForm(integration=integration, catalog=cat),

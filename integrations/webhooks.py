@@ -27,8 +27,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from integrations.models import Integration, PendingChange, RecordLink, SyncEvent, SyncRun
-from integrations.sync.catchup import store_change
 from integrations.sync.matching import normalise_email
+from integrations.sync.queue import store_change
 from integrations.sync.realtime import PERSON_KINDS
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,12 @@ def pipedrive_hook(request: HttpRequest, secret: str) -> HttpResponse:
     if kind not in PERSON_KINDS:
         return JsonResponse({"ok": True, "ignored": f"{kind[:60]} events are not synced"})
     new = store_change(
-        integration, PendingChange.Source.PIPEDRIVE, kind, pipedrive_dedupe_key(payload), payload
+        integration,
+        PendingChange.Source.PIPEDRIVE,
+        kind,
+        pipedrive_dedupe_key(payload),
+        payload,
+        record_key=f"pipedrive:{str(meta.get('entity_id') or '')[:40]}",
     )
     if new:
         _enqueue(integration)

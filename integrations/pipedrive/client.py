@@ -19,6 +19,7 @@ from integrations.http import HttpClient, raise_for_status
 from integrations.models import Connection
 from integrations.pipedrive import oauth
 from integrations.pipedrive.constants import (
+    IDS_LIMIT,
     PAGE_LIMIT,
     PERSON_WRITE_FIELDS,
     REFRESH_MARGIN,
@@ -65,6 +66,16 @@ class PipedriveClient:
             yield from page
             if not cursor:
                 return
+
+    def get_persons(self, person_ids: list[int]) -> list[dict]:
+        """Up to 100 persons per call by id (v2 `ids`); ids that no longer exist are absent."""
+        found: list[dict] = []
+        ids = sorted({int(i) for i in person_ids})
+        for start in range(0, len(ids), IDS_LIMIT):
+            chunk = ids[start : start + IDS_LIMIT]
+            params = {"ids": ",".join(str(i) for i in chunk), "limit": IDS_LIMIT}
+            found.extend(self._get("/api/v2/persons", params).get("data") or [])
+        return found
 
     def get_person(self, person_id: int) -> dict:
         return self._get(f"/api/v2/persons/{int(person_id)}")["data"]

@@ -19,6 +19,7 @@ SCOPES = (
 
 # API v2 cursor pagination: `limit` may not exceed 500.
 PAGE_LIMIT = 500
+IDS_LIMIT = 100  # the v2 `ids` filter takes up to 100 ids
 SEARCH_LIMIT = 500
 
 # What a person write may carry in v2 (POST/PATCH /api/v2/persons). v2 has no

@@ -1,102 +1,156 @@
 """The scheduled catch-up: what webhooks missed, or cannot tell, becomes held changes.
 
-- Pipedrive: persons updated since the last catch-up (`updated_since`, with a small overlap).
-- Snov.io has no webhook for prospect changes: the selected lists are paged and every
-  prospect whose mapped values differ from what was last synced (RecordLink fingerprint),
-  or that was never synced, becomes a change.
-Found changes are stored as PendingChanges (source "catch_up") and applied in order by
-`realtime.drain`, like webhook deliveries; a change already stored is not stored twice.
+- Pipedrive: persons updated since the last catch-up (`updated_since`, with an overlap for
+  remote clocks and in-flight writes). A person whose mapped values equal its base (the
+  echo of SyncBridge's own write, a change of unmapped fields) is no change.
+- Snov.io has no webhook for prospect changes: the sending lists are paged and a prospect
+  whose mapped values differ from its base, or that has no base (new since launch), is a change.
+- A sending list SyncBridge has not seen before: created after launch, its prospects are new
+  and sync; otherwise (a list chosen later) its prospects are added to the baseline, unwritten.
+
+Found changes are stored as PendingChanges (source "catch_up"), one per contact however
+often it is found, and applied in order by `realtime.drain`, like webhook deliveries.
+Contacts that existed at launch and have not changed since are never changes.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from integrations.models import Integration, PendingChange, RecordLink
-from integrations.sync import echo, mapping
-from integrations.sync.context import SyncContext
+from integrations.sync import baseline, mapping, threeway
+from integrations.sync.context import SyncContext, link_key
+from integrations.sync.queue import store_change
 
 OVERLAP = timedelta(minutes=2)  # remote clocks and in-flight writes
-
-
-def store_change(integration: Integration, source: str, kind: str, key: str, payload: dict) -> bool:
-    """Store a change once per dedupe key; True if it is new."""
-    try:
-        with transaction.atomic():
-            PendingChange.objects.create(
-                integration=integration,
-                source=source,
-                kind=kind,
-                dedupe_key=key[:200],
-                payload=payload,
-            )
-    except IntegrityError:
-        return False
-    return True
 
 
 def catch_up(integration: Integration, ctx: SyncContext | None = None) -> int:
     """Store the changes webhooks missed; returns how many were new."""
     ctx = ctx or SyncContext(integration)
     started = timezone.now()
+    notes: list[str] = []
+    if integration.baseline_at is None:
+        if not baseline.ensure_baseline(integration, ctx):
+            return 0  # another worker is recording the baseline right now
+        notes.append("recorded the contacts that existed at launch as the baseline")
     links = list(RecordLink.objects.filter(integration=integration))
-    by_person = {link.pipedrive_person_id: link for link in links if link.pipedrive_person_id}
-    by_prospect = {link.snovio_prospect_id: link for link in links if link.snovio_prospect_id}
-    by_email = {link.email: link for link in links}
     found = 0
     if integration.sends_to_snovio:
-        since = integration.pipedrive_synced_until or integration.launched_at or started
-        waiting = _waiting_person_ids(integration)
-        for person in ctx.pipedrive.iter_persons(updated_since=since - OVERLAP):
-            if str(person["id"]) in waiting:
-                continue  # a held webhook change re-reads this person anyway
-            ctx.person_org_name(person)
-            link = by_person.get(person["id"])
-            if echo.is_echo(link, "pipedrive", mapping.pipedrive_values(person, ctx.spec)):
-                continue
-            meta = {
-                "action": "change",
-                "entity": "person",
-                "entity_id": str(person["id"]),
-                "timestamp": person.get("update_time") or started.isoformat(),
-            }
-            key = f"catch-up:pipedrive:person:{person['id']}:{meta['timestamp']}"
-            found += store_change(
-                integration,
-                PendingChange.Source.CATCH_UP,
-                "person.change",
-                key,
-                {"meta": meta, "data": person},
-            )
-        integration.pipedrive_synced_until = started
+        found += _pipedrive_changes(integration, ctx, links, started)
     if integration.sends_to_pipedrive:
-        for list_id in ctx.sending_list_ids_from(ctx.snovio.get_user_lists()):
-            for prospect in ctx.snovio.iter_prospects(list_id):
-                values = mapping.snovio_values(prospect, ctx.spec)
-                email = mapping.prospect_email(prospect)
-                link = by_prospect.get(str(prospect.get("id"))) or by_email.get(email)
-                if echo.is_echo(link, "snovio", values):
-                    continue
-                state = echo.snovio_fingerprint(values)
-                key = f"catch-up:snovio:prospect:{prospect.get('id')}:{state}"
-                found += store_change(
-                    integration,
-                    PendingChange.Source.CATCH_UP,
-                    "prospect.change",
-                    key,
-                    {"prospect": prospect},
-                )
-        integration.snovio_synced_until = started
-    integration.save(update_fields=["pipedrive_synced_until", "snovio_synced_until", "updated_at"])
+        found += _snovio_changes(integration, ctx, links, notes)
+    notes.insert(0, f"{found} change(s) found")
+    integration.last_catch_up_at = started
+    integration.last_catch_up_found = found
+    integration.last_catch_up_note = "; ".join(notes)
+    Integration.objects.filter(pk=integration.pk).update(
+        pipedrive_synced_until=integration.pipedrive_synced_until,
+        baseline_lists=integration.baseline_lists,
+        last_catch_up_at=started,
+        last_catch_up_found=found,
+        last_catch_up_note=integration.last_catch_up_note,
+    )
     return found
 
 
-def _waiting_person_ids(integration: Integration) -> set[str]:
-    """Persons that already have a change waiting (it will read them fresh when applied)."""
-    payloads = PendingChange.objects.filter(
-        integration=integration, processed_at__isnull=True, kind__startswith="person."
-    ).values_list("payload", flat=True)
-    return {str((p.get("meta") or {}).get("entity_id")) for p in payloads}
+def _pipedrive_changes(
+    integration: Integration, ctx: SyncContext, links: list[RecordLink], started: dt.datetime
+) -> int:
+    by_person = {link.pipedrive_person_id: link for link in links if link.pipedrive_person_id}
+    since = (
+        integration.pipedrive_synced_until
+        or integration.baseline_started_at
+        or integration.launched_at
+        or started
+    )
+    before = integration.baseline_started_at or since
+    found = 0
+    unseen: list[dict] = []
+    for person in ctx.pipedrive.iter_persons(updated_since=since - OVERLAP):
+        link = by_person.get(person["id"])
+        side_base = (link.base or {}).get(threeway.PIPEDRIVE) if link else None
+        if side_base is None and not _new_since(person, before):
+            unseen.append(person)  # existed before the baseline, never recorded: record it now
+            continue
+        ctx.person_org_name(person)
+        values = mapping.pipedrive_values(person, ctx.spec)
+        if side_base is not None and not threeway.changed_since(side_base, values):
+            continue
+        meta = {
+            "action": "change",
+            "entity": "person",
+            "entity_id": str(person["id"]),
+            "timestamp": person.get("update_time") or started.isoformat(),
+        }
+        found += store_change(
+            integration,
+            PendingChange.Source.CATCH_UP,
+            "person.change",
+            f"catch-up:pipedrive:person:{person['id']}:{meta['timestamp']}",
+            {"meta": meta, "data": person},
+            record_key=f"pipedrive:{person['id']}",
+        )
+    baseline.record_persons(ctx, unseen, before=started)
+    integration.pipedrive_synced_until = started
+    return found
+
+
+def _new_since(person: dict, moment: dt.datetime) -> bool:
+    added = baseline.remote_time(person.get("add_time"))
+    # Pipedrive's times have whole seconds: a person of the baseline's own second is new.
+    return added is None or added >= moment.replace(microsecond=0)
+
+
+def _snovio_changes(
+    integration: Integration, ctx: SyncContext, links: list[RecordLink], notes: list[str]
+) -> int:
+    by_prospect = {link.snovio_prospect_id: link for link in links if link.snovio_prospect_id}
+    by_email = {link.email: link for link in links}
+    lists = ctx.snovio.get_user_lists()
+    known = set(integration.baseline_lists or [])
+    found = 0
+    for list_id in ctx.sending_list_ids_from(lists):
+        if list_id not in known:
+            if not _created_after_launch(integration, lists, list_id):
+                count = baseline.record_prospects(ctx, ctx.snovio.iter_prospects(list_id))
+                notes.append(f"list {list_id} joined the sending lists: {count} recorded")
+                known.add(list_id)
+                continue
+            notes.append(f"list {list_id} is new since launch: its prospects sync")
+            known.add(list_id)
+        for prospect in ctx.snovio.iter_prospects(list_id):
+            prospect_id = str(prospect.get("id") or "")
+            email = mapping.prospect_email(prospect)
+            link = by_prospect.get(prospect_id) or by_email.get(link_key(email, prospect_id))
+            side_base = (link.base or {}).get(threeway.SNOVIO) if link else None
+            values = mapping.snovio_values(prospect, ctx.spec)
+            if side_base is not None and not threeway.changed_since(side_base, values):
+                continue
+            state = threeway.digest(values)
+            found += store_change(
+                integration,
+                PendingChange.Source.CATCH_UP,
+                "prospect.change",
+                f"catch-up:snovio:prospect:{prospect_id}:{state}",
+                {"prospect": prospect},
+                record_key=f"snovio:{prospect_id}",
+            )
+    integration.baseline_lists = sorted(known)
+    return found
+
+
+def _created_after_launch(integration: Integration, lists: list[dict], list_id: str) -> bool:
+    """A list created after launch brings new prospects; an older list joins the baseline."""
+    for item in lists:
+        if str(item.get("id")) == list_id:
+            created = item.get("creationDate")
+            if isinstance(created, dict):
+                created = created.get("date")
+            moment = baseline.remote_time(created)
+            launched = integration.baseline_started_at or integration.launched_at
+            return bool(moment and launched and moment > launched)
+    return False

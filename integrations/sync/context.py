@@ -6,6 +6,7 @@ the pure modules `mapping`, `matching` and `conflicts`.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -23,7 +24,7 @@ from integrations.models import (
     SyncEvent,
     SyncRun,
 )
-from integrations.sync import echo
+from integrations.sync import mapping, threeway
 from integrations.sync.mapping import (
     Constant,
     MappingSpec,
@@ -208,16 +209,11 @@ class SyncContext:
         if not self.orgs.supported:
             self.spec.pairs = [p for p in self.spec.pairs if p.pipedrive != "org_id"]
         self.spec.org_names = self.orgs.names
-        self._calls_at_start = self.api_calls
 
     # --- API call accounting --------------------------------------------------------------
     @property
     def api_calls(self) -> int:
         return self.pipedrive.http.calls + self.snovio.http.calls
-
-    @property
-    def calls_made(self) -> int:
-        return self.api_calls - self._calls_at_start
 
     # --- Pipedrive organization names -------------------------------------------------------
     @property
@@ -263,36 +259,52 @@ class SyncContext:
         *,
         person_id: int | None = None,
         prospect_id: str | None = None,
-        pipedrive_values: dict | None = None,
         snovio_values: dict | None = None,
+        person: dict | None = None,
     ) -> RecordLink:
-        """Create or update the link under `key` (the normalised email, or `snovio:<id>`)."""
+        """Record, *after* the writes, what both sides hold now: the link's base.
+
+        `key` is the normalised email (or `snovio:<id>` / `pipedrive:<id>` for a contact
+        without one). `snovio_values` are the prospect's mapped values (Snov.io space) and
+        `person` the Pipedrive person as it stands; a side not given keeps its base.
+        """
         link, created = RecordLink.objects.get_or_create(integration=self.integration, email=key)
         if created and "@" in key:
             # A contact that gained an email leaves its placeholder link (skip or no-email) behind.
             placeholders = [f"pipedrive:{person_id}"] if person_id else []
             placeholders += [f"snovio:{prospect_id}"] if prospect_id else []
             RecordLink.objects.filter(integration=self.integration, email__in=placeholders).delete()
-        changed = []
-        if person_id and link.pipedrive_person_id != int(person_id):
+        if person_id:
             link.pipedrive_person_id = int(person_id)
-            changed.append("pipedrive_person_id")
-        if prospect_id and link.snovio_prospect_id != str(prospect_id):
+        if prospect_id:
             link.snovio_prospect_id = str(prospect_id)
-            changed.append("snovio_prospect_id")
-        if pipedrive_values is not None:
-            value = echo.pipedrive_fingerprint(pipedrive_values)
-            if link.pipedrive_fingerprint != value:
-                link.pipedrive_fingerprint = value
-                changed.append("pipedrive_fingerprint")
-        if snovio_values is not None:
-            value = echo.snovio_fingerprint(snovio_values)
-            if link.snovio_fingerprint != value:
-                link.snovio_fingerprint = value
-                changed.append("snovio_fingerprint")
-        if changed:
-            link.save(update_fields=[*changed, "updated_at"])
+        link.base = self.base_of(link.base, snovio_values, person)
+        link.save()
         return link
+
+    def base_of(self, base: dict | None, snovio_values: dict | None, person: dict | None) -> dict:
+        """A link's base with the sides given replaced by their current values."""
+        base = dict(base or {})
+        pipedrive_values = None
+        if person is not None:
+            self.person_org_name(person)
+            pipedrive_values = mapping.pipedrive_values(person, self.spec)
+            base[threeway.PIPEDRIVE] = pipedrive_values
+        if snovio_values is not None:
+            base[threeway.SNOVIO] = {p.snovio: snovio_values.get(p.snovio) for p in self.spec.pairs}
+        if person is not None and snovio_values is not None:
+            in_snovio_space = mapping.person_to_prospect(person, self.spec).values
+            base["in_sync"] = [
+                threeway.pair_key(p)
+                for p in self.spec.pairs
+                if not mapping.is_empty(snovio_values.get(p.snovio))
+                and threeway.same(
+                    in_snovio_space.get(p.snovio),
+                    snovio_values.get(p.snovio),
+                    p.pipedrive in threeway.CASELESS_PIPEDRIVE_FIELDS,
+                )
+            ]
+        return _json_safe(base)
 
     # --- the record log ---------------------------------------------------------------------
     def event(
@@ -329,6 +341,11 @@ class SyncContext:
             return live
         chosen = {s.list_id for s in self.integration.list_selections.all()}
         return [list_id for list_id in live if list_id in chosen]
+
+
+def _json_safe(data: dict) -> dict:
+    """Comparison-space values as JSON keeps them (dates are already ISO strings)."""
+    return json.loads(json.dumps(data, default=str))
 
 
 def link_key(email: str, prospect_id: Any = None) -> str:

@@ -1,77 +1,184 @@
-"""Real-time sync: apply one received change (`sync_change`) and drain the queue in order.
+"""Real-time sync: held changes applied in order, each as a three-way merge of one contact.
 
-Changes arrive as PendingChange rows (webhooks from either side, the scheduled catch-up).
-`drain()` applies an integration's held changes oldest first, under the integration's lock,
-only while it is Active: a Paused, Syncing or failed integration keeps its changes until it is
-Active again (`receivers.py` drains on that signal).
+Changes arrive as PendingChange rows (Pipedrive webhooks, the scheduled catch-up, Snov.io
+campaign events). A change only says *which* contact to look at: `drain()` takes the
+integration's waiting changes in batches, reads the contacts of a batch fresh from both sides
+(persons by id, 100 per call), and merges each against the link's base (`threeway.py`). So a
+duplicate, late or reordered delivery converges on the contacts' current state, and an older
+snapshot can never overwrite a newer edit.
 
-Pipedrive changes are applied from a fresh read of the person, not from the webhook's data,
-so a duplicate or an out-of-order delivery converges on the person's current state. The
-fingerprints on RecordLink recognise the echo of our own writes before any call is made.
+Changes wait while the integration is not Active (Paused, Syncing, Connection failed) or its
+baseline is not recorded yet, and are applied in order when it is. One worker at a time per
+integration (`locks.integration_lock`); changes to one contact that wait together are one
+change (PendingChange.record_key). The base is recorded after the writes succeed, never
+before: a change whose write failed is tried again (`attempts`), and after `MAX_ATTEMPTS`
+it is reported as failed while the contact stays "to be synced" for the next catch-up.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 from django.utils import timezone
 
+from integrations import lifecycle
 from integrations.http import AuthError, RateLimited, RemoteError
-from integrations.models import Integration, PendingChange, SyncEvent
-from integrations.sync import echo, email_history, mapping
-from integrations.sync.context import TO_PIPEDRIVE, TO_SNOVIO, SyncContext
+from integrations.models import Integration, PendingChange, RecordLink, SyncEvent
+from integrations.sync import baseline, email_history, mapping, threeway
+from integrations.sync.baseline import remote_time
+from integrations.sync.context import TO_PIPEDRIVE, TO_SNOVIO, SyncContext, link_key
 from integrations.sync.locks import integration_lock
-from integrations.sync.records import person_to_snovio, prospect_to_pipedrive
+from integrations.sync.queue import waiting
+from integrations.sync.records import drop_same_name, person_to_snovio, prospect_to_pipedrive
 
 log = logging.getLogger(__name__)
 
-Source = PendingChange.Source
-MAX_ATTEMPTS = 3  # a change that keeps failing for a temporary reason is given up after this
+Outcome = SyncEvent.Outcome
+ErrorKind = PendingChange.ErrorKind
+MAX_ATTEMPTS = 3  # a change that keeps failing for a temporary reason is reported after this
+BATCH = 50  # changes whose contacts are read together
 
 PERSON_KINDS = ("person.create", "person.change", "person.delete")
 PROSPECT_KIND = "prospect.change"
 
 
+# --- reading a batch's contacts ------------------------------------------------------------
+@dataclass
+class Reads:
+    """The contacts of one batch, read fresh: persons by id in calls of 100, prospects by id."""
+
+    ctx: SyncContext
+    persons: dict[int, dict | None] = field(default_factory=dict)
+    prospects: dict[str, dict | None] = field(default_factory=dict)
+
+    def prefetch(self, changes: list[PendingChange]) -> None:
+        person_ids: set[int] = set()
+        for change in changes:
+            link = _link_of(self.ctx, change)
+            if change.kind in PERSON_KINDS:
+                person_ids.add(_person_id(change))
+            elif link and link.pipedrive_person_id:
+                person_ids.add(link.pipedrive_person_id)
+        person_ids.discard(0)
+        wanted = person_ids - set(self.persons)
+        if wanted:
+            found = {int(p["id"]): p for p in self.ctx.pipedrive.get_persons(sorted(wanted))}
+            self.ctx.person_org_names(found.values())
+            for person_id in wanted:
+                self.persons[person_id] = found.get(person_id)
+
+    def person(self, person_id: int) -> dict | None:
+        if person_id not in self.persons:
+            found = self.ctx.pipedrive.get_persons([person_id])
+            self.persons[person_id] = found[0] if found else None
+        return self.persons[person_id]
+
+    def prospect(self, prospect_id: str) -> dict | None:
+        if prospect_id not in self.prospects:
+            self.prospects[prospect_id] = self.ctx.snovio.get_prospect_by_id(prospect_id)
+        return self.prospects[prospect_id]
+
+    def forget(self, person_id: int | None, prospect_id: str | None) -> None:
+        """After writing a contact, the next change about it reads it again."""
+        self.persons.pop(int(person_id or 0), None)
+        self.prospects.pop(str(prospect_id or ""), None)
+
+
 # --- one change ----------------------------------------------------------------------------
-def sync_change(change: PendingChange, ctx: SyncContext | None = None) -> str:
+def sync_change(change: PendingChange, ctx: SyncContext, reads: Reads | None = None) -> str:
     """Apply one change from either side; returns the outcome stored on the change."""
-    ctx = ctx or SyncContext(change.integration)
+    reads = reads or Reads(ctx)
     if change.kind in PERSON_KINDS:
-        return _person_change(ctx, change.payload)
+        return _person_change(ctx, reads, change)
     if change.kind == PROSPECT_KIND:
-        return _prospect_change(ctx, change.payload.get("prospect") or {})
+        return _prospect_change(ctx, reads, change)
     if change.kind.startswith(("campaign_email", "campaign_reply", "prospect.")):
         return email_history.record_email(ctx, change.payload)
     return f"ignored: unknown change kind {change.kind!r}"
 
 
-def _person_change(ctx: SyncContext, payload: dict) -> str:
-    integration = ctx.integration
-    meta = payload.get("meta") or {}
-    data = payload.get("data") or {}
-    if not integration.sends_to_snovio:
+def _person_id(change: PendingChange) -> int:
+    meta = change.payload.get("meta") or {}
+    data = change.payload.get("data") or {}
+    try:
+        return int(meta.get("entity_id") or data.get("id") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _prospect_id(change: PendingChange) -> str:
+    return str((change.payload.get("prospect") or {}).get("id") or "")
+
+
+def _link_of(ctx: SyncContext, change: PendingChange) -> RecordLink | None:
+    if change.kind in PERSON_KINDS:
+        return ctx.link_for(person_id=_person_id(change))
+    if change.kind == PROSPECT_KIND:
+        prospect = change.payload.get("prospect") or {}
+        return ctx.link_for(
+            prospect_id=_prospect_id(change), email=mapping.prospect_email(prospect)
+        )
+    return None
+
+
+def _person_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> str:
+    if not ctx.integration.sends_to_snovio:
         return "ignored: contacts do not flow from Pipedrive to Snov.io in this integration"
-    person_id = int(meta.get("entity_id") or data.get("id") or 0)
+    meta = change.payload.get("meta") or {}
     if meta.get("action") == "delete":
         return "ignored: a person deleted in Pipedrive is never deleted from Snov.io"
-    link = ctx.link_for(person_id=person_id)
-    if link and data:
-        ctx.person_org_name(data)
-        if echo.is_echo(link, "pipedrive", mapping.pipedrive_values(data, ctx.spec)):
-            return "echo: these are the values SyncBridge last synced; nothing to do"
-    try:
-        person = ctx.pipedrive.get_person(person_id)
-    except RemoteError as exc:
-        if exc.status == 404:
-            return f"ignored: person {person_id} no longer exists"
-        raise
-    ctx.person_org_name(person)
-    if echo.is_echo(link, "pipedrive", mapping.pipedrive_values(person, ctx.spec)):
-        return "unchanged: the person already matches what was last synced"
-    prospect = _find_prospect(ctx, person)
-    result = person_to_snovio(ctx, person, prospect, sending_wins=True)
-    result.log(ctx, TO_SNOVIO)
-    return f"{result.outcome}: {result.describe(ctx.spec.labels)}"
+    person_id = _person_id(change)
+    if _is_echo(ctx, change):
+        return "echo: these are the values SyncBridge last synced; nothing to do"
+    person = reads.person(person_id)
+    if person is None:
+        return f"ignored: person {person_id} no longer exists"
+    link = ctx.link_for(person_id=person_id) or _link_by_emails(ctx, mapping.person_emails(person))
+    prospect = None
+    if link and link.snovio_prospect_id:
+        prospect = reads.prospect(link.snovio_prospect_id)
+    if prospect is None:
+        prospect = _find_prospect(ctx, person)
+    return reconcile(ctx, link, prospect, person, trigger=threeway.PIPEDRIVE, change=change)
+
+
+def _is_echo(ctx: SyncContext, change: PendingChange) -> bool:
+    """The delivery shows exactly the mapped values of the base: our own write coming back
+    (or a change of fields SyncBridge does not map). Decided without a call."""
+    data = change.payload.get("data")
+    link = ctx.link_for(person_id=_person_id(change))
+    side_base = (link.base or {}).get(threeway.PIPEDRIVE) if link else None
+    if not isinstance(data, dict) or not data or side_base is None:
+        return False
+    ctx.person_org_name(data)
+    return not threeway.changed_since(side_base, mapping.pipedrive_values(data, ctx.spec))
+
+
+def _prospect_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> str:
+    if not ctx.integration.sends_to_pipedrive:
+        return "ignored: contacts do not flow from Snov.io to Pipedrive in this integration"
+    prospect_id = _prospect_id(change)
+    prospect = reads.prospect(prospect_id) if prospect_id else None
+    if prospect is None:
+        return f"ignored: prospect {prospect_id or '?'} no longer exists in Snov.io"
+    link = ctx.link_for(prospect_id=prospect_id) or _link_by_emails(
+        ctx, mapping.prospect_emails(prospect)
+    )
+    person = None
+    if link and link.pipedrive_person_id:
+        person = reads.person(link.pipedrive_person_id)
+    if person is None:
+        person = _find_person(ctx, prospect)
+    return reconcile(ctx, link, prospect, person, trigger=threeway.SNOVIO, change=change)
+
+
+def _link_by_emails(ctx: SyncContext, emails: list[str]) -> RecordLink | None:
+    for email in emails:
+        link = ctx.link_for(email=email)
+        if link:
+            return link
+    return None
 
 
 def _find_prospect(ctx: SyncContext, person: dict) -> dict | None:
@@ -83,39 +190,198 @@ def _find_prospect(ctx: SyncContext, person: dict) -> dict | None:
     return None
 
 
-def _prospect_change(ctx: SyncContext, prospect: dict) -> str:
-    integration = ctx.integration
-    if not integration.sends_to_pipedrive:
-        return "ignored: contacts do not flow from Snov.io to Pipedrive in this integration"
-    email = mapping.prospect_email(prospect)
-    link = ctx.link_for(prospect_id=str(prospect.get("id") or ""), email=email)
-    if echo.is_echo(link, "snovio", mapping.snovio_values(prospect, ctx.spec)):
-        return "unchanged: the prospect already matches what was last synced"
-    person = _find_person(ctx, prospect, link)
-    result = prospect_to_pipedrive(ctx, prospect, person, sending_wins=True)
-    result.log(ctx, TO_PIPEDRIVE)
-    return f"{result.outcome}: {result.describe(ctx.spec.labels)}"
-
-
-def _find_person(ctx: SyncContext, prospect: dict, link) -> dict | None:
-    if link and link.pipedrive_person_id:
-        try:
-            return ctx.pipedrive.get_person(link.pipedrive_person_id)
-        except RemoteError as exc:
-            if exc.status != 404:
-                raise
+def _find_person(ctx: SyncContext, prospect: dict) -> dict | None:
     for email in mapping.prospect_emails(prospect):
         persons = ctx.pipedrive.find_persons_by_email(email)
         if persons:
-            return sorted(persons, key=lambda p: p.get("id") or 0)[0]
+            return min(persons, key=lambda p: p.get("id") or 0)
     return None
 
 
+# --- the merge -----------------------------------------------------------------------------
+def reconcile(
+    ctx: SyncContext,
+    link: RecordLink | None,
+    prospect: dict | None,
+    person: dict | None,
+    *,
+    trigger: str,
+    change: PendingChange | None = None,
+) -> str:
+    """Bring one contact's two sides together; returns what happened, in words."""
+    if person is None and prospect is not None:
+        return _create(ctx, prospect_to_pipedrive, prospect, TO_PIPEDRIVE)
+    if prospect is None and person is not None:
+        return _create(ctx, person_to_snovio, person, TO_SNOVIO)
+    assert person is not None and prospect is not None
+    spec = ctx.spec
+    ctx.person_org_name(person)
+    base = (link.base if link else None) or {}
+    snovio_now = mapping.snovio_values(prospect, spec)
+    pipedrive_now = mapping.pipedrive_values(person, spec)
+    seen_at = change.received_at if change else timezone.now()
+    snovio_as_p = mapping.prospect_to_person(prospect, spec).values
+    pipedrive_as_s = mapping.person_to_prospect(person, spec).values
+    s_base = _side_base(base, threeway.SNOVIO, snovio_now, _prospect_is_new(ctx, prospect))
+    p_base = _side_base(base, threeway.PIPEDRIVE, pipedrive_now, _person_is_new(ctx, person))
+    if s_base is None and base.get(threeway.PIPEDRIVE) is not None:
+        s_base = threeway.base_from_other(
+            spec.pairs, threeway.SNOVIO, snovio_now, snovio_as_p, base[threeway.PIPEDRIVE]
+        )
+    if p_base is None and base.get(threeway.SNOVIO) is not None:
+        p_base = threeway.base_from_other(
+            spec.pairs, threeway.PIPEDRIVE, pipedrive_now, pipedrive_as_s, base[threeway.SNOVIO]
+        )
+    snovio = threeway.SideState(
+        values=snovio_now,
+        as_other=snovio_as_p,
+        base=s_base,
+        changed_at=seen_at,  # Snov.io publishes no change time: when SyncBridge first saw it
+    )
+    pipedrive = threeway.SideState(
+        values=pipedrive_now,
+        as_other=pipedrive_as_s,
+        base=p_base,
+        changed_at=remote_time(person.get("update_time")) or seen_at,
+    )
+    plan = threeway.plan(
+        spec.pairs,
+        snovio,
+        pipedrive,
+        in_sync=base.get("in_sync") or (),
+        rule=ctx.integration.realtime_rule,
+        to_pipedrive=ctx.integration.sends_to_pipedrive,
+        to_snovio=ctx.integration.sends_to_snovio,
+        labels=spec.labels,
+    )
+    person_after, problems = _write_pipedrive(ctx, person, plan.to_pipedrive)
+    snovio_after = _write_snovio(ctx, person, prospect, snovio_now, plan.to_snovio)
+    email = mapping.prospect_email(prospect) or mapping.person_email(person)
+    ctx.save_link(
+        link.email if link else link_key(email, prospect.get("id")),
+        person_id=person.get("id"),
+        prospect_id=prospect.get("id"),
+        snovio_values=snovio_after,
+        person=person_after,
+    )
+    return _log(ctx, plan, prospect, person, email, problems)
+
+
+def _side_base(base: dict, side: str, now: dict, new: bool) -> dict | None:
+    """The side's base; a contact never seen is new (every value it holds is a change) when
+    it was created after the baseline, and unchanged otherwise (it existed, unrecorded)."""
+    recorded = base.get(side)
+    if recorded is not None:
+        return recorded
+    return None if new else dict(now)
+
+
+def _prospect_is_new(ctx: SyncContext, prospect: dict) -> bool:
+    """A prospect without a base that sits in a sending list was added after the baseline
+    (the baseline recorded every prospect of those lists); one elsewhere is old, unrecorded."""
+    lists = {str(x.get("id") if isinstance(x, dict) else x) for x in prospect.get("lists") or []}
+    if ctx.integration.all_lists:
+        return bool(lists)
+    chosen = {s.list_id for s in ctx.integration.list_selections.all()}
+    return bool(lists & chosen)
+
+
+def _person_is_new(ctx: SyncContext, person: dict) -> bool:
+    added = remote_time(person.get("add_time"))
+    since = ctx.integration.baseline_started_at or ctx.integration.launched_at
+    # Pipedrive's times have whole seconds: a person of the baseline's own second is new.
+    return bool(added and since and added >= since.replace(microsecond=0))
+
+
+def _create(ctx: SyncContext, move, record: dict, direction: str) -> str:
+    result = move(ctx, record, None, sending_wins=True)
+    result.log(ctx, direction)
+    return f"{result.outcome}: {result.describe(ctx.spec.labels)}"
+
+
+def _write_pipedrive(ctx: SyncContext, person: dict, changes: dict) -> tuple[dict, list[str]]:
+    if not changes:
+        return person, []
+    payload, problems = mapping.person_payload(changes, ctx.spec, person, ctx.orgs.id_for)
+    payload = drop_same_name(payload, person)
+    if not payload:
+        return person, problems
+    updated = ctx.pipedrive.update_person(person["id"], payload)
+    ctx.person_org_name(updated)
+    return updated, problems
+
+
+def _write_snovio(
+    ctx: SyncContext, person: dict, prospect: dict, current: dict, changes: dict
+) -> dict:
+    if not changes:
+        return current
+    emails = set(mapping.prospect_emails(prospect))
+    email = next((e for e in mapping.person_emails(person) if e in emails), "")
+    email = email or mapping.prospect_email(prospect)
+    ctx.snovio.add_prospect_to_list(
+        ctx.spec.target_list_id, mapping.prospect_payload(changes, email, full=False), update=True
+    )
+    return {**current, **changes}
+
+
+def _log(
+    ctx: SyncContext, plan: threeway.Plan, prospect: dict, person: dict, email: str, problems
+) -> str:
+    conflicts = {key: c.as_dict() for key, c in plan.conflicts.items()}
+    labels = ctx.spec.labels
+    texts = []
+    for direction, changes, target in (
+        (TO_PIPEDRIVE, plan.to_pipedrive, person),
+        (TO_SNOVIO, plan.to_snovio, prospect),
+    ):
+        if not changes:
+            continue
+        names = ", ".join(labels.get(k) or k for k in changes)
+        reason = f"Updated {names}"
+        if conflicts:
+            reason += "; " + "; ".join(_conflict_text(c) for c in conflicts.values())
+        if problems and direction == TO_PIPEDRIVE:
+            reason += "; " + "; ".join(problems)
+        ctx.event(
+            direction,
+            Outcome.UPDATED,
+            email=email,
+            record_id=str(target.get("id") or ""),
+            reason=reason,
+            changes={
+                "fields": {k: {"new": v, "label": labels.get(k) or k} for k, v in changes.items()},
+                **({"realtime_conflicts": conflicts} if conflicts else {}),
+            },
+        )
+        texts.append(reason)
+    if not texts and plan.held_back:
+        reason = "Not carried: " + "; ".join(sorted(set(plan.held_back.values())))
+        ctx.event(
+            TO_PIPEDRIVE if ctx.integration.sends_to_pipedrive else TO_SNOVIO,
+            Outcome.UNCHANGED,
+            email=email,
+            record_id=str(person.get("id") or ""),
+            reason=reason,
+        )
+        return f"unchanged: {reason}"
+    if not texts:
+        return "unchanged: both sides already hold the latest values"
+    return f"updated: {' / '.join(texts)}"
+
+
+def _conflict_text(conflict: dict) -> str:
+    winner = "Snov.io" if conflict["winner"] == threeway.SNOVIO else "Pipedrive"
+    return (
+        f"{conflict['label']} changed on both sides (Snov.io {conflict['snovio']!r}, "
+        f"Pipedrive {conflict['pipedrive']!r}): {winner}'s value kept"
+        f" ({'most recent change' if conflict['rule'] == threeway.LATEST else 'the rule'})"
+    )
+
+
 # --- the queue -----------------------------------------------------------------------------
-def pending(integration_id: int):
-    return PendingChange.objects.filter(
-        integration_id=integration_id, processed_at__isnull=True
-    ).order_by("received_at", "pk")
+def can_apply(integration: Integration) -> bool:
+    return integration.status == Integration.Status.ACTIVE
 
 
 def drain(integration_id: int) -> int:
@@ -130,8 +396,12 @@ def drain(integration_id: int) -> int:
             if stop:
                 return done
         # Changes stored while we held the lock were left to us by the workers that backed off.
-        if not pending(integration_id).exists():
+        if not waiting(integration_id).exists():
             return done
+
+
+def _load(integration_id: int) -> Integration:
+    return Integration.objects.select_related("pipedrive", "snovio").get(pk=integration_id)
 
 
 def _drain_locked(integration_id: int) -> tuple[int, bool]:
@@ -139,61 +409,96 @@ def _drain_locked(integration_id: int) -> tuple[int, bool]:
     applied = 0
     ctx: SyncContext | None = None
     while True:
-        integration = Integration.objects.select_related("pipedrive", "snovio").get(
-            pk=integration_id
-        )
-        if integration.status != Integration.Status.ACTIVE:
+        integration = _load(integration_id)
+        if not can_apply(integration):
             return applied, True
-        change = pending(integration_id).first()
-        if change is None:
+        if integration.baseline_at is None:
+            # Under the lock, so the baseline is taken once, before any change is applied.
+            try:
+                ctx = ctx or SyncContext(integration)
+                baseline.take_baseline(integration, ctx)
+            except AuthError as exc:
+                lifecycle.set_status(integration, Integration.Status.FAILED, None, str(exc))
+                return applied, True
+            except (RateLimited, RemoteError) as exc:
+                log.warning("integration %s: baseline not recorded yet: %s", integration_id, exc)
+                return applied, True  # the next drain or catch-up tries again
+        batch = list(waiting(integration_id)[:BATCH])
+        if not batch:
             return applied, False
+        # From now on a new delivery about these contacts is a new change (read again later).
+        PendingChange.objects.filter(pk__in=[c.pk for c in batch], started_at__isnull=True).update(
+            started_at=timezone.now()
+        )
         if ctx is None:
             ctx = SyncContext(integration)
-        else:
-            ctx.integration = integration
+        ctx.integration = integration
+        reads = Reads(ctx)
         try:
-            outcome = sync_change(change, ctx)
-        except AuthError as exc:
-            from integrations.services import set_status
-
-            set_status(integration, Integration.Status.FAILED, None, str(exc))
-            return applied, True
-        except (RateLimited, RemoteError) as exc:
-            permanent = getattr(exc, "permanent", False) and not isinstance(exc, RateLimited)
-            attempts = int(change.payload.get("_attempts", 0)) + 1
-            if permanent or attempts >= MAX_ATTEMPTS:
-                outcome = f"failed: {exc}"
-                ctx.event(
-                    _direction(change),
-                    SyncEvent.Outcome.FAILED,
-                    reason=f"{exc} (after retries)",
-                    record_id=_record_id(change),
-                )
-            else:
-                change.payload["_attempts"] = attempts
-                change.outcome = f"waiting: {exc} (attempt {attempts} of {MAX_ATTEMPTS})"
-                change.save(update_fields=["payload", "outcome"])
+            reads.prefetch(batch)
+        except (RateLimited, RemoteError, AuthError):
+            reads = Reads(ctx)  # each change reads (and fails) on its own below
+        for change in batch:
+            if change is not batch[0] and not can_apply(_load(integration_id)):
                 return applied, True
-        except Exception as exc:  # a bug must not block this integration's queue for ever
-            log.exception("integration %s: change %s not applied", integration_id, change.pk)
-            outcome = f"failed: {exc.__class__.__name__}: {exc}"
-            ctx.event(
-                _direction(change),
-                SyncEvent.Outcome.FAILED,
-                reason=f"SyncBridge could not apply this change ({exc.__class__.__name__})",
-                record_id=_record_id(change),
-            )
-        change.processed_at = timezone.now()
-        change.outcome = outcome[:2000]
-        change.save(update_fields=["processed_at", "outcome"])
-        applied += 1
+            if not _apply(ctx, reads, change):
+                return applied, True
+            applied += 1
 
 
-def _direction(change: PendingChange) -> str:
-    return TO_SNOVIO if change.kind in PERSON_KINDS else TO_PIPEDRIVE
+def _apply(ctx: SyncContext, reads: Reads, change: PendingChange) -> bool:
+    """Apply one change and record the outcome; False when the drain must stop here."""
+    try:
+        outcome = sync_change(change, ctx, reads)
+    except AuthError as exc:
+        lifecycle.set_status(ctx.integration, Integration.Status.FAILED, None, str(exc))
+        _note_failure(change, ErrorKind.AUTH, exc)
+        return False
+    except RateLimited as exc:
+        _note_failure(change, ErrorKind.RATE_LIMIT, exc)
+        return False
+    except RemoteError as exc:
+        kind = ErrorKind.PERMANENT if exc.permanent else ErrorKind.TEMPORARY
+        if not exc.permanent and change.attempts + 1 < MAX_ATTEMPTS:
+            _note_failure(change, kind, exc)
+            return False
+        outcome = _give_up(ctx, change, kind, f"{exc} (after {change.attempts + 1} attempt(s))")
+    except Exception as exc:  # a bug must not block this integration's queue for ever
+        log.exception("integration %s: change %s not applied", ctx.integration.pk, change.pk)
+        outcome = _give_up(
+            ctx,
+            change,
+            ErrorKind.BUG,
+            f"SyncBridge could not apply this change ({exc.__class__.__name__}: {exc})",
+        )
+    change.processed_at = timezone.now()
+    change.outcome = outcome[:2000]
+    change.save(update_fields=["processed_at", "outcome", "attempts", "last_error_kind"])
+    reads.forget(*_ids_of(ctx, change))
+    return True
 
 
-def _record_id(change: PendingChange) -> str:
-    meta = change.payload.get("meta") or {}
-    prospect = change.payload.get("prospect") or {}
-    return str(meta.get("entity_id") or prospect.get("id") or "")
+def _ids_of(ctx: SyncContext, change: PendingChange) -> tuple[int | None, str | None]:
+    link = _link_of(ctx, change)
+    if link is None:
+        return (_person_id(change) or None, _prospect_id(change) or None)
+    return link.pipedrive_person_id, link.snovio_prospect_id
+
+
+def _note_failure(change: PendingChange, kind: str, exc: Exception) -> None:
+    change.attempts += 1
+    change.last_error_kind = kind
+    change.outcome = f"waiting: {exc} (attempt {change.attempts} of {MAX_ATTEMPTS})"[:2000]
+    change.save(update_fields=["attempts", "last_error_kind", "outcome"])
+
+
+def _give_up(ctx: SyncContext, change: PendingChange, kind: str, reason: str) -> str:
+    change.attempts += 1
+    change.last_error_kind = kind
+    ctx.event(
+        TO_SNOVIO if change.kind in PERSON_KINDS else TO_PIPEDRIVE,
+        Outcome.FAILED,
+        reason=reason,
+        record_id=str(_person_id(change) or _prospect_id(change) or ""),
+    )
+    return f"failed: {reason}"

@@ -3,8 +3,10 @@
 Shared by the manual transfer (receiving record found in a listing made once) and real-time
 sync (receiving record looked up for the one change). The decision is made by the pure
 functions; this module performs it through the clients and keeps the RecordLink current.
-The link's fingerprints are stored *before* each remote write, so the webhook that write
-causes is recognised as our own echo even when it arrives before the call returns.
+The link's base (what both sides hold, `threeway.py`) is recorded *after* the remote write
+succeeds, never before: a write that failed leaves the contact "to be synced". The webhook
+our own write causes is held while a transfer runs and, once applied, finds both sides equal
+to the base: nothing to do.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from integrations.http import create_once
 from integrations.models import SyncEvent
-from integrations.sync import conflicts, echo, mapping
+from integrations.sync import conflicts, mapping
 from integrations.sync.context import TO_PIPEDRIVE, TO_SNOVIO, SyncContext, link_key
 
 Outcome = SyncEvent.Outcome
@@ -99,9 +101,9 @@ def _person_values(ctx: SyncContext, person: dict, read: bool = False) -> dict:
     return mapping.pipedrive_values(person, ctx.spec, keys)
 
 
-def _only(values: dict, keys: list[str]) -> dict:
-    """The mapped fields of `values` (fingerprints cover mapped fields, not constants)."""
-    return {key: values.get(key) for key in keys}
+def after_write(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The values a side holds once `changes` are written over `current`."""
+    return {**current, **changes}
 
 
 def prospect_to_pipedrive(
@@ -134,13 +136,15 @@ def prospect_to_pipedrive(
             return result
         payload, problems = mapping.new_person_payload(values, spec, ctx.orgs.id_for)
         result.problems += problems
-        expected = echo.after_write(dict.fromkeys(spec.pipedrive_fields), values)
-        ctx.save_link(
-            key, prospect_id=prospect.get("id"), pipedrive_values=expected, snovio_values=snovio_now
-        )
         created = _create_person(ctx, payload, email)
         result.target_id, result.record = str(created["id"]), created
-        ctx.save_link(key, person_id=created["id"])
+        ctx.save_link(
+            key,
+            person_id=created["id"],
+            prospect_id=prospect.get("id"),
+            snovio_values=snovio_now,
+            person=created,
+        )
         return result
 
     result.target_id = str(person.get("id") or "")
@@ -152,7 +156,7 @@ def prospect_to_pipedrive(
     payload, problems = ({}, [])
     if merged.changed:
         payload, problems = mapping.person_payload(merged.changes, spec, person, ctx.orgs.id_for)
-        payload = _drop_same_name(payload, person)
+        payload = drop_same_name(payload, person)
     if not payload:
         result.problems += problems
         if not dry_run:
@@ -160,26 +164,26 @@ def prospect_to_pipedrive(
                 key,
                 person_id=person.get("id"),
                 prospect_id=prospect.get("id"),
-                pipedrive_values=_only(current, spec.pipedrive_fields),
                 snovio_values=snovio_now,
+                person=person,
             )
         return result
     result.outcome = Outcome.UPDATED
     result.problems += problems
     if dry_run:
         return result
+    result.record = ctx.pipedrive.update_person(person["id"], payload)
     ctx.save_link(
         key,
         person_id=person.get("id"),
         prospect_id=prospect.get("id"),
-        pipedrive_values=_only(echo.after_write(current, merged.changes), spec.pipedrive_fields),
         snovio_values=snovio_now,
+        person=result.record,
     )
-    result.record = ctx.pipedrive.update_person(person["id"], payload)
     return result
 
 
-def _drop_same_name(payload: dict, person: dict) -> dict:
+def drop_same_name(payload: dict, person: dict) -> dict:
     """Pipedrive derives first/last name from `name`: the current name again is no change."""
     if "name" in payload and str(payload["name"]).strip() == str(person.get("name") or "").strip():
         payload = {k: v for k, v in payload.items() if k != "name"}
@@ -231,14 +235,12 @@ def person_to_snovio(
     spec = ctx.spec
     email = mapping.person_email(person)
     result = RecordResult(Outcome.UNCHANGED, email=email, record_id=str(person.get("id") or ""))
-    pipedrive_now = _person_values(ctx, person)
+    ctx.person_org_name(person)
     if not email:
         result.outcome, result.reason = Outcome.SKIPPED, NO_EMAIL_SNOVIO
         if not dry_run:  # remembered, so the catch-up reports it again only once it changes
             ctx.save_link(
-                f"pipedrive:{person.get('id')}",
-                person_id=person.get("id"),
-                pipedrive_values=pipedrive_now,
+                f"pipedrive:{person.get('id')}", person_id=person.get("id"), person=person
             )
         return result
     if not spec.target_list_id:
@@ -253,19 +255,18 @@ def person_to_snovio(
         result.outcome, result.created_values = Outcome.CREATED, values
         if dry_run:
             return result
-        expected = echo.after_write(dict.fromkeys(spec.snovio_fields), values)
         # A new prospect's email arrives unverified (Snov.io marks API-added emails so).
-        ctx.save_link(
-            email,
-            person_id=person.get("id"),
-            pipedrive_values=pipedrive_now,
-            snovio_values=expected,
-        )
         answer = ctx.snovio.add_prospect_to_list(
             spec.target_list_id, mapping.prospect_payload(values, email), update=False
         )
         result.target_id = str(answer.get("id") or "")
-        ctx.save_link(email, prospect_id=result.target_id)
+        ctx.save_link(
+            email,
+            person_id=person.get("id"),
+            prospect_id=result.target_id,
+            snovio_values=after_write(dict.fromkeys(spec.snovio_fields), values),
+            person=person,
+        )
         return result
 
     match_email = _shared_email(person, prospect) or email
@@ -282,26 +283,26 @@ def person_to_snovio(
                 key,
                 person_id=person.get("id"),
                 prospect_id=prospect.get("id"),
-                pipedrive_values=pipedrive_now,
-                snovio_values=_only(current, spec.snovio_fields),
+                snovio_values=current,
+                person=person,
             )
         return result
     result.outcome = Outcome.UPDATED
     if dry_run:
         return result
-    ctx.save_link(
-        key,
-        person_id=person.get("id"),
-        prospect_id=prospect.get("id"),
-        pipedrive_values=pipedrive_now,
-        snovio_values=_only(echo.after_write(current, merged.changes), spec.snovio_fields),
-    )
     ctx.snovio.add_prospect_to_list(
         spec.target_list_id,
         mapping.prospect_payload(merged.changes, match_email, full=False),
         update=True,
     )
     result.record = {**prospect, **_as_prospect_fields(merged.changes)}
+    ctx.save_link(
+        key,
+        person_id=person.get("id"),
+        prospect_id=prospect.get("id"),
+        snovio_values=after_write(current, merged.changes),
+        person=person,
+    )
     return result
 
 

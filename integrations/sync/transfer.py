@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from django.db.models import Count
 from django.utils import timezone
 
 from integrations.http import AuthError, RateLimited, RemoteError
+from integrations.lifecycle import set_status
 from integrations.models import Integration, Provider, SyncEvent, SyncRun
 from integrations.sync import mapping
 from integrations.sync.context import TO_PIPEDRIVE, SyncContext
@@ -37,12 +37,6 @@ PREVIEW_LIMIT = 1000
 COUNTED = ("created", "updated", "unchanged", "skipped", "failed")
 
 Hook = Callable[[SyncRun], None]
-
-
-def set_status(integration: Integration, status: str, user: Any = None, reason: str = "") -> None:
-    from integrations.services import set_status as change
-
-    change(integration, status, user, reason)
 
 
 def transfer(

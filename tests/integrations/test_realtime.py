@@ -426,15 +426,14 @@ def test_a_change_that_cannot_be_applied_is_failed_and_the_next_ones_still_run(
 ):
     from integrations.sync import realtime
 
-    person_id = person(sandbox, SHARED)["id"]
-    sandbox.pipedrive.change_person(person_id, job_title="Poison")
-    sandbox.pipedrive.change_person(person_id, job_title="Fine")
+    sandbox.pipedrive.change_person(person(sandbox, SHARED)["id"], job_title="Poison")
+    sandbox.pipedrive.change_person(person(sandbox, OTHER)["id"], job_title="Fine")
     real = realtime.sync_change
 
-    def sometimes_broken(change, ctx=None):
+    def sometimes_broken(change, ctx, reads=None):
         if change.payload["data"]["job_title"] == "Poison":
             raise ValueError("unexpected payload")
-        return real(change, ctx)
+        return real(change, ctx, reads)
 
     monkeypatch.setattr(realtime, "sync_change", sometimes_broken)
     services.pause(live)
@@ -443,7 +442,9 @@ def test_a_change_that_cannot_be_applied_is_failed_and_the_next_ones_still_run(
     services.resume(live)
 
     poison, fine = PendingChange.objects.filter(integration=live, source="pipedrive")[2:]
-    assert poison.outcome.startswith("failed: ValueError")
+    assert poison.outcome.startswith("failed: SyncBridge could not apply this change (ValueError")
+    assert poison.last_error_kind == PendingChange.ErrorKind.BUG
     assert fine.outcome.startswith("updated")
-    assert prospect(live, SHARED)["position"] == "Fine"
+    assert prospect(live, OTHER)["position"] == "Fine"
+    assert prospect(live, SHARED)["position"] != "Poison"
     assert SyncEvent.objects.filter(integration=live, outcome="failed").count() == 1

@@ -94,9 +94,17 @@ def test_the_same_pipedrive_delivery_twice_is_stored_once(integration):
     assert PendingChange.objects.count() == 1
 
 
-def test_two_different_changes_in_the_same_millisecond_are_both_kept(integration):
+def test_two_changes_to_one_waiting_person_are_one_change_and_other_persons_keep_theirs(
+    integration,
+):
     post_pipedrive(integration, person_event(job_title="A", timestamp="same"))
     post_pipedrive(integration, person_event(job_title="B", timestamp="same"))
+    assert PendingChange.objects.count() == 1  # the person is read fresh when it is applied
+    assert PendingChange.objects.get().record_key == "pipedrive:1001"
+
+    other = person_event(job_title="B", timestamp="same")
+    other["meta"]["entity_id"], other["data"]["id"] = "1002", 1002
+    post_pipedrive(integration, other)
     assert PendingChange.objects.count() == 2
 
 

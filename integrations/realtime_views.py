@@ -1,0 +1,49 @@
+"""The settings page's real-time card: the conflict rule and failed changes (thin views)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.views.decorators.http import require_POST
+
+from integrations import forms
+from integrations.models import Integration
+from integrations.sync import queue
+from integrations.tasks import enqueue_pending
+
+
+def _owned(request: HttpRequest, pk: int) -> Integration:
+    return get_object_or_404(Integration, pk=pk, owner=request.user)
+
+
+def _back(pk: int) -> HttpResponse:
+    response = redirect("integrations:settings", pk=pk)
+    response["Location"] += "#realtime"
+    return response
+
+
+@require_POST
+def save_rule(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _owned(request, pk)
+    form = forms.RealtimeRuleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose one of the listed rules for fields changed in both apps.")
+        return _back(pk)
+    integration.realtime_rule = form.cleaned_data["realtime_rule"]
+    integration.save(update_fields=["realtime_rule", "updated_at"])
+    messages.success(request, f"Saved: {integration.get_realtime_rule_display()}.")
+    return _back(pk)
+
+
+@require_POST
+def retry_change(request: HttpRequest, pk: int, change_pk: int) -> HttpResponse:
+    integration = _owned(request, pk)
+    if queue.retry(integration, change_pk) is None:
+        messages.error(request, "That change is not a failed change of this integration.")
+    else:
+        enqueue_pending(integration.pk)
+        messages.success(
+            request, "Queued again: it is applied as soon as the integration is Active."
+        )
+    return _back(pk)

@@ -1,0 +1,99 @@
+"""The real-time queue: storing a change once, and what users see of it (waiting, failed).
+
+Changes wait as PendingChange rows until `realtime.drain` applies them. One delivery is stored
+once (`dedupe_key`), and one contact has at most one change waiting (`record_key`): it is
+read fresh when applied, so later changes to it add nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import Min
+from django.utils import timezone
+
+from integrations.models import Integration, PendingChange
+
+FAILED_SHOWN = 20
+
+
+def store_change(
+    integration: Integration,
+    source: str,
+    kind: str,
+    key: str,
+    payload: dict,
+    record_key: str = "",
+) -> bool:
+    """Store a change once per delivery (`key`) and once per waiting contact (`record_key`).
+
+    True when stored; False for a duplicate delivery, or a contact that already has a
+    change waiting (it is read fresh when that change is applied).
+    """
+    try:
+        with transaction.atomic():
+            PendingChange.objects.create(
+                integration=integration,
+                source=source,
+                kind=kind,
+                dedupe_key=key[:200],
+                record_key=record_key[:120],
+                payload=payload,
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def waiting(integration_id: int):
+    return PendingChange.objects.filter(
+        integration_id=integration_id, processed_at__isnull=True
+    ).order_by("received_at", "pk")
+
+
+@dataclass
+class QueueSummary:
+    waiting: int
+    oldest_at: datetime | None
+    failed: list[PendingChange]
+
+    @property
+    def oldest_age_seconds(self) -> float | None:
+        if self.oldest_at is None:
+            return None
+        return (timezone.now() - self.oldest_at).total_seconds()
+
+
+def summary(integration: Integration) -> QueueSummary:
+    """How many changes wait (and since when), and the recent ones that failed for good."""
+    stats = waiting(integration.pk).aggregate(oldest=Min("received_at"))
+    failed = PendingChange.objects.filter(
+        integration=integration, outcome__startswith="failed:"
+    ).order_by("-processed_at")[:FAILED_SHOWN]
+    return QueueSummary(
+        waiting=waiting(integration.pk).count(), oldest_at=stats["oldest"], failed=list(failed)
+    )
+
+
+def retry(integration: Integration, change_id: int) -> PendingChange | None:
+    """Queue a failed change again (as a new change); None when there is no such failure."""
+    failed = PendingChange.objects.filter(
+        integration=integration, pk=change_id, outcome__startswith="failed:"
+    ).first()
+    if failed is None:
+        return None
+    stamp = timezone.now()
+    with transaction.atomic():
+        again = PendingChange.objects.create(
+            integration=integration,
+            source=failed.source,
+            kind=failed.kind,
+            dedupe_key=f"retry:{failed.pk}:{stamp.timestamp()}",
+            payload=failed.payload,
+            received_at=stamp,
+        )
+        failed.outcome = "failed (queued again): " + failed.outcome.removeprefix("failed: ")
+        failed.save(update_fields=["outcome"])
+    return again

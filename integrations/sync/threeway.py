@@ -1,0 +1,270 @@
+"""The three-way merge of one linked contact in real time. Pure: no HTTP, no database.
+
+Each RecordLink keeps the *base*: per mapped pair, the value each side held the last time
+SyncBridge looked at the pair (at launch, or after it synced the pair), and whether the two
+sides agreed then. Comparing each side with its own base tells who changed what:
+
+- a pair changed on one side only goes to the other side;
+- a pair changed on both sides to different values is a *conflict*, settled by the
+  integration's real-time rule (the most recent change wins, or a fixed source app) and
+  recorded with both values and the winner;
+- a pair changed on neither side is left alone, even when the two sides differ (a difference
+  that existed at launch moves only by a manual transfer);
+- an empty value never erases a filled one, unless the user emptied a pair that was in sync
+  (the base says so);
+- the email that identifies an existing contact is never rewritten.
+
+Because the values merged are always read fresh from both sides, a held or late delivery
+(an older snapshot) can never overwrite a newer edit: the snapshot only says *which* contact
+to look at. The echo of SyncBridge's own write changes nothing: after the write the base
+holds the written values, so neither side differs from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from integrations.sync.mapping import Pair, is_empty
+
+SNOVIO = "snovio"
+PIPEDRIVE = "pipedrive"
+LATEST = "latest"
+RULES = (LATEST, SNOVIO, PIPEDRIVE)
+# Compared without regard to case: Pipedrive matches organizations by name in any case.
+CASELESS_PIPEDRIVE_FIELDS = frozenset({"org_id"})
+CASELESS_FIELDS = CASELESS_PIPEDRIVE_FIELDS | {"companyName"}
+IDENTITY_PIPEDRIVE_FIELDS = frozenset({"email"})
+
+
+def pair_key(pair: Pair) -> str:
+    return f"{pair.snovio}|{pair.pipedrive}"
+
+
+@dataclass
+class SideState:
+    """One side's contact as the merge sees it.
+
+    `values` are in the side's own comparison space, keyed by its own field keys; `as_other`
+    are the same values converted into the other side's space (keyed by the other side's
+    keys); `base` is what the link last recorded for this side (None: never seen, so every
+    value counts as new); `changed_at` is when its latest change was made (or first seen).
+    """
+
+    values: dict[str, Any] | None
+    as_other: dict[str, Any]
+    base: dict[str, Any] | None
+    changed_at: datetime | None = None
+
+    @property
+    def exists(self) -> bool:
+        return self.values is not None
+
+
+@dataclass
+class Conflict:
+    label: str
+    snovio: Any
+    pipedrive: Any
+    winner: str
+    rule: str
+
+    def as_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "snovio": self.snovio,
+            "pipedrive": self.pipedrive,
+            "winner": self.winner,
+            "rule": self.rule,
+        }
+
+
+@dataclass
+class Plan:
+    """What to write on each side (values in the receiving side's space)."""
+
+    to_pipedrive: dict[str, Any] = field(default_factory=dict)
+    to_snovio: dict[str, Any] = field(default_factory=dict)
+    conflicts: dict[str, Conflict] = field(default_factory=dict)
+    # Pair keys whose change was not carried, with the reason (empty values, direction).
+    held_back: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def writes(self) -> bool:
+        return bool(self.to_pipedrive or self.to_snovio)
+
+
+def same(a: Any, b: Any, caseless: bool = False) -> bool:
+    if is_empty(a) and is_empty(b):
+        return True
+    if caseless and isinstance(a, str) and isinstance(b, str):
+        return a.strip().casefold() == b.strip().casefold()
+    return a == b
+
+
+def plan(
+    pairs: Iterable[Pair],
+    snovio: SideState,
+    pipedrive: SideState,
+    *,
+    in_sync: Iterable[str] = (),
+    rule: str = LATEST,
+    to_pipedrive: bool = True,
+    to_snovio: bool = True,
+    labels: Mapping[str, str] | None = None,
+) -> Plan:
+    """Decide, pair by pair, what each side must receive so both hold the latest edit."""
+    synced = set(in_sync)
+    result = Plan()
+    for pair in pairs:
+        key = pair_key(pair)
+        caseless = pair.pipedrive in CASELESS_PIPEDRIVE_FIELDS
+        s_now = (snovio.values or {}).get(pair.snovio)
+        p_now = (pipedrive.values or {}).get(pair.pipedrive)
+        s_in_p = snovio.as_other.get(pair.pipedrive)
+        p_in_s = pipedrive.as_other.get(pair.snovio)
+        if not snovio.exists or not pipedrive.exists:
+            # One side has no contact yet: it receives every value the other holds.
+            _create_values(result, pair, snovio, pipedrive, s_in_p, p_in_s, to_pipedrive, to_snovio)
+            continue
+        if same(s_in_p, p_now, caseless):
+            continue  # both sides agree already
+        if pair.pipedrive in IDENTITY_PIPEDRIVE_FIELDS:
+            result.held_back[key] = "the email that matches the two contacts is never rewritten"
+            continue
+        s_changed = _changed(snovio, pair.snovio, s_now, caseless)
+        p_changed = _changed(pipedrive, pair.pipedrive, p_now, caseless)
+        if not s_changed and not p_changed:
+            continue  # a difference older than the base: only a manual transfer moves it
+        winner = _winner(s_changed, p_changed, snovio, pipedrive, rule, to_pipedrive, to_snovio)
+        if s_changed and p_changed:
+            label = (labels or {}).get(pair.pipedrive) or pair.label or pair.pipedrive
+            result.conflicts[key] = Conflict(label, s_now, p_now, winner, rule)
+        if winner == SNOVIO and not to_pipedrive or winner == PIPEDRIVE and not to_snovio:
+            result.held_back[key] = "contacts do not flow that way in this integration"
+            continue
+        value = s_in_p if winner == SNOVIO else p_in_s
+        if is_empty(value) and key not in synced:
+            result.held_back[key] = "an empty value never erases one that was not synced"
+            continue
+        if winner == SNOVIO:
+            result.to_pipedrive[pair.pipedrive] = value
+        else:
+            result.to_snovio[pair.snovio] = value
+    return result
+
+
+def base_from_other(
+    pairs: Iterable[Pair],
+    side: str,
+    values: Mapping[str, Any],
+    as_other: Mapping[str, Any],
+    other_base: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The base of a contact new on `side`, taken as a copy of the other side's base.
+
+    Values it shares with that base are no change of its own (SyncBridge's own create whose
+    answer was never recorded because the worker died, or a copy a user made); the others
+    are (None: changed from nothing).
+    """
+    base: dict[str, Any] = {}
+    for pair in pairs:
+        own, other = (
+            (pair.pipedrive, pair.snovio) if side == PIPEDRIVE else (pair.snovio, pair.pipedrive)
+        )
+        caseless = pair.pipedrive in CASELESS_PIPEDRIVE_FIELDS
+        copied = other in other_base and same(as_other.get(other), other_base[other], caseless)
+        base[own] = values.get(own) if copied else None
+    return base
+
+
+def changed_since(base: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
+    """Whether a side's values differ from its base (pairs mapped since are not compared)."""
+    return any(
+        not same(values.get(key), old, key in CASELESS_FIELDS)
+        for key, old in base.items()
+        if key in values
+    )
+
+
+def digest(values: Mapping[str, Any]) -> str:
+    """A short stable name for a set of values (to tell one catch-up finding from another)."""
+    blob = json.dumps(values, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _changed(side: SideState, key: str, now: Any, caseless: bool) -> bool:
+    if side.base is None:
+        return not is_empty(now)  # a contact new since the base: every value it has is new
+    if key not in side.base:
+        return False  # a pair mapped after the base was taken: only a transfer moves it
+    return not same(now, side.base[key], caseless)
+
+
+def _winner(
+    s_changed: bool,
+    p_changed: bool,
+    snovio: SideState,
+    pipedrive: SideState,
+    rule: str,
+    to_pipedrive: bool,
+    to_snovio: bool,
+) -> str:
+    if s_changed and not p_changed:
+        return SNOVIO
+    if p_changed and not s_changed:
+        return PIPEDRIVE
+    if not to_snovio:
+        return SNOVIO  # one-way integrations: the sending side always wins
+    if not to_pipedrive:
+        return PIPEDRIVE
+    if rule in (SNOVIO, PIPEDRIVE):
+        return rule
+    s_time, p_time = snovio.changed_at, pipedrive.changed_at
+    if s_time is not None and (p_time is None or s_time > p_time):
+        return SNOVIO
+    return PIPEDRIVE
+
+
+def _create_values(
+    result: Plan,
+    pair: Pair,
+    snovio: SideState,
+    pipedrive: SideState,
+    s_in_p: Any,
+    p_in_s: Any,
+    to_pipedrive: bool,
+    to_snovio: bool,
+) -> None:
+    if snovio.exists and to_pipedrive and not is_empty(s_in_p):
+        result.to_pipedrive[pair.pipedrive] = s_in_p
+    elif pipedrive.exists and to_snovio and not is_empty(p_in_s):
+        result.to_snovio[pair.snovio] = p_in_s
+
+
+def base_after(pairs: Iterable[Pair], snovio_values: Mapping, pipedrive_values: Mapping) -> dict:
+    """The base to record once both sides hold these values (in their own spaces)."""
+    return {
+        SNOVIO: {p.snovio: snovio_values.get(p.snovio) for p in pairs},
+        PIPEDRIVE: {p.pipedrive: pipedrive_values.get(p.pipedrive) for p in pairs},
+    }
+
+
+def pairs_in_sync(
+    pairs: Iterable[Pair], snovio_in_pipedrive_space: Mapping, pipedrive_values: Mapping
+) -> list[str]:
+    """Pair keys on which both sides agree (an emptied one of these may erase the other)."""
+    return [
+        pair_key(p)
+        for p in pairs
+        if not is_empty(pipedrive_values.get(p.pipedrive))
+        and same(
+            snovio_in_pipedrive_space.get(p.pipedrive),
+            pipedrive_values.get(p.pipedrive),
+            p.pipedrive in CASELESS_PIPEDRIVE_FIELDS,
+        )
+    ]
