@@ -90,7 +90,9 @@ def _pipedrive_changes(
             integration,
             PendingChange.Source.CATCH_UP,
             "person.change",
-            f"catch-up:pipedrive:person:{person['id']}:{meta['timestamp']}",
+            # Update times have whole seconds: the values tell two changes of one second apart.
+            f"catch-up:pipedrive:person:{person['id']}:{meta['timestamp']}:"
+            f"{threeway.digest(values)}",
             {"meta": meta, "data": person},
             record_key=f"pipedrive:{person['id']}",
         )
@@ -152,5 +154,7 @@ def _created_after_launch(integration: Integration, lists: list[dict], list_id: 
                 created = created.get("date")
             moment = baseline.remote_time(created)
             launched = integration.baseline_started_at or integration.launched_at
-            return bool(moment and launched and moment > launched)
+            # Snov.io's dates have whole seconds: a list of the baseline's own second that the
+            # baseline did not record is new.
+            return bool(moment and launched and moment >= launched.replace(microsecond=0))
     return False

@@ -29,6 +29,7 @@ PIPEDRIVE_NAME_FIELDS = ("name", "first_name", "last_name")
 PIPEDRIVE_TOP_LEVEL = frozenset(
     {"job_title", "notes", "birthday", "visible_to", "marketing_status", "label_ids"}
 )
+PIPEDRIVE_TEXT_FIELDS = frozenset({"job_title", "notes"})
 SNOVIO_STANDARD = frozenset(f.key for f in fs.SNOVIO_STANDARD_FIELDS)
 
 
@@ -408,7 +409,8 @@ def person_payload(
         elif key == "owner_id":
             payload["owner_id"] = value
         elif key in PIPEDRIVE_TOP_LEVEL:
-            payload[key] = value
+            # v2 takes no null for these: an emptied field is written as an empty string.
+            payload[key] = "" if value is None and key in PIPEDRIVE_TEXT_FIELDS else value
         else:
             written, problem = _custom_value(key, value, spec)
             if problem:

@@ -151,6 +151,9 @@ def plan(
         if is_empty(value) and key not in synced:
             result.held_back[key] = "an empty value never erases one that was not synced"
             continue
+        if is_empty(value) and winner == PIPEDRIVE:
+            result.held_back[key] = "Snov.io's API offers no way to empty a field"
+            continue
         if winner == SNOVIO:
             result.to_pipedrive[pair.pipedrive] = value
         else:
