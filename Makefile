@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format install browser bench clean
+.PHONY: demo test lint format install browser bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ demo: install
 
 bench: install
 	DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest tests/bench -p no:randomly -s $(PYTEST_ARGS)
+
+# Long invariant runs: 5,000 seeded two-way real-time histories (prints scenarios and violations).
+soak: install
+	CONVERGENCE_SCENARIOS=$${CONVERGENCE_SCENARIOS:-5000} $(BIN)/pytest tests/integrations/test_convergence.py -p no:randomly -q -s $(PYTEST_ARGS)
 
 clean:
 	rm -rf var db.sqlite3 test-artifacts

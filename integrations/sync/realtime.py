@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 Outcome = SyncEvent.Outcome
 ErrorKind = PendingChange.ErrorKind
 MAX_ATTEMPTS = 3  # a change that keeps failing for a temporary reason is reported after this
-BATCH = 50  # changes whose contacts are read together
+BATCH = 100  # changes whose contacts are read together (Pipedrive takes 100 ids per call)
+PROSPECTS_PER_PAGE = 100  # Snov.io's prospect-list page
 
 PERSON_KINDS = ("person.create", "person.change", "person.delete")
 PROSPECT_KIND = "prospect.change"
@@ -54,19 +55,46 @@ class Reads:
 
     def prefetch(self, changes: list[PendingChange]) -> None:
         person_ids: set[int] = set()
+        prospect_ids: set[str] = set()
         for change in changes:
             link = _link_of(self.ctx, change)
             if change.kind in PERSON_KINDS:
                 person_ids.add(_person_id(change))
-            elif link and link.pipedrive_person_id:
+            elif change.kind == PROSPECT_KIND:
+                prospect_ids.add(_prospect_id(change))
+            if link and link.pipedrive_person_id:
                 person_ids.add(link.pipedrive_person_id)
+            if link and link.snovio_prospect_id:
+                prospect_ids.add(link.snovio_prospect_id)
         person_ids.discard(0)
+        prospect_ids.discard("")
         wanted = person_ids - set(self.persons)
         if wanted:
             found = {int(p["id"]): p for p in self.ctx.pipedrive.get_persons(sorted(wanted))}
             self.ctx.person_org_names(found.values())
             for person_id in wanted:
                 self.persons[person_id] = found.get(person_id)
+        self._prefetch_prospects(prospect_ids - set(self.prospects))
+
+    def _prefetch_prospects(self, wanted: set[str]) -> None:
+        """Snov.io reads prospects one by one (60 requests a minute): when paging the lists
+        they sit in costs fewer calls than that, page them instead."""
+        if len(wanted) < 2:
+            return
+        lists = self.ctx.snovio.get_user_lists()
+        ids = set(self.ctx.sending_list_ids_from(lists))
+        if self.ctx.spec.target_list_id:
+            ids.add(str(self.ctx.spec.target_list_id))
+        sizes = {str(x["id"]): int(x.get("contacts") or 0) for x in lists}
+        pages = sum(-(-sizes.get(list_id, 0) // PROSPECTS_PER_PAGE) for list_id in ids)
+        if pages >= len(wanted):
+            return  # each is read by id when its change is applied
+        for list_id in sorted(ids):
+            for prospect in self.ctx.snovio.iter_prospects(list_id):
+                prospect_id = str(prospect.get("id") or "")
+                if prospect_id in wanted and prospect_id not in self.prospects:
+                    prospect.setdefault("lists", [{"id": list_id}])
+                    self.prospects[prospect_id] = prospect
 
     def person(self, person_id: int) -> dict | None:
         if person_id not in self.persons:

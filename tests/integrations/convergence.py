@@ -29,11 +29,12 @@ from django.test import Client
 
 from integrations import lifecycle
 from integrations.models import Integration, PendingChange, RealtimeRule, SyncEvent
+from integrations.sandbox.core import Sandbox
 from integrations.sandbox.pipedrive import custom_field_key
 from integrations.sandbox.testing import serve_in_process
 from integrations.sync import catchup, realtime
 from integrations.sync.receivers import register_webhooks
-from tests.conftest import make_sandbox
+from tests.conftest import SANDBOX_URL, make_sandbox
 from tests.factories import connected_integration
 
 FIELDS = ("name", "position", "phone", "industry")
@@ -60,10 +61,15 @@ class Result:
     stats: dict[str, int] = field(default_factory=dict)
 
 
-def run_scenario(seed: int, user, settings, strict: bool = False) -> Result:
+def point_settings_at_the_sandbox(settings) -> None:
+    """Once per test: the pytest-django `settings` fixture stacks one override per change."""
+    make_sandbox(settings, seed=False)
+
+
+def run_scenario(seed: int, user, strict: bool = False) -> Result:
     """One history. `strict` checks every Pipedrive request against the OpenAPI spec (slow;
     the client's requests are proven valid by the spec tests, so the soak leaves it off)."""
-    box = make_sandbox(settings, seed=False, strict=strict)
+    box = Sandbox(public_url=SANDBOX_URL, seed=False, settings={"strict_spec": strict})
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         with serve_in_process(box, rsps):
             return _Scenario(seed, user, box).run()

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from tests.integrations.convergence import run_scenario
+from tests.integrations.convergence import point_settings_at_the_sandbox, run_scenario
 
 pytestmark = pytest.mark.django_db
 
@@ -25,10 +25,11 @@ def seeds() -> list[int]:
 
 
 def test_both_sides_converge_on_the_latest_edit_in_random_histories(user, settings, capsys):
+    point_settings_at_the_sandbox(settings)
     failures = []
     totals: dict[str, int] = {}
     for seed in seeds():
-        result = run_scenario(seed, user, settings)
+        result = run_scenario(seed, user)
         for name, count in result.stats.items():
             totals[name] = totals.get(name, 0) + count
         if result.violations:
