@@ -9,7 +9,9 @@
   and sync; otherwise (a list chosen later) its prospects are added to the baseline, unwritten.
 
 Found changes are stored as PendingChanges (source "catch_up"), one per contact however
-often it is found, and applied in order by `realtime.drain`, like webhook deliveries.
+often it is found, and applied in order by `realtime.drain`, like webhook deliveries. A contact
+whose change failed is found again by the next catch-up (its base did not move), until its
+changes failed `MAX_FAILED_CHANGES` times in a row: then it waits for the Retry button.
 Contacts that existed at launch and have not changed since are never changes.
 """
 
@@ -26,6 +28,7 @@ from integrations.sync.context import SyncContext, link_key
 from integrations.sync.queue import store_change
 
 OVERLAP = timedelta(minutes=2)  # remote clocks and in-flight writes
+MAX_FAILED_CHANGES = 3  # then the contact waits for the Retry button
 
 
 def catch_up(integration: Integration, ctx: SyncContext | None = None) -> int:
@@ -86,19 +89,40 @@ def _pipedrive_changes(
             "entity_id": str(person["id"]),
             "timestamp": person.get("update_time") or started.isoformat(),
         }
-        found += store_change(
-            integration,
-            PendingChange.Source.CATCH_UP,
-            "person.change",
-            # Update times have whole seconds: the values tell two changes of one second apart.
-            f"catch-up:pipedrive:person:{person['id']}:{meta['timestamp']}:"
-            f"{threeway.digest(values)}",
-            {"meta": meta, "data": person},
-            record_key=f"pipedrive:{person['id']}",
+        found += _store_found(
+            integration, started, "person.change", {"meta": meta, "data": person}, person["id"]
         )
     baseline.record_persons(ctx, unseen, before=started)
     integration.pipedrive_synced_until = started
     return found
+
+
+def _store_found(
+    integration: Integration, run: dt.datetime, kind: str, payload: dict, record_id: object
+) -> bool:
+    """One change per contact found different from its base, unless one already waits, or
+    its changes failed `MAX_FAILED_CHANGES` times in a row (then only Retry queues it)."""
+    side = "pipedrive" if kind.startswith("person.") else "snovio"
+    record_key = f"{side}:{record_id}"
+    if gave_up(integration, record_key):
+        return False
+    return store_change(
+        integration,
+        PendingChange.Source.CATCH_UP,
+        kind,
+        f"catch-up:{run.isoformat()}:{record_key}",  # once per catch-up run
+        payload,
+        record_key=record_key,
+    )
+
+
+def gave_up(integration: Integration, record_key: str) -> bool:
+    """Whether the contact's last `MAX_FAILED_CHANGES` changes all failed for good."""
+    outcomes = PendingChange.objects.filter(
+        integration=integration, record_key=record_key, processed_at__isnull=False
+    ).order_by("-processed_at", "-pk")[:MAX_FAILED_CHANGES]
+    recent = [o.startswith("failed:") for o in outcomes.values_list("outcome", flat=True)]
+    return len(recent) == MAX_FAILED_CHANGES and all(recent)
 
 
 def _new_since(person: dict, moment: dt.datetime) -> bool:
@@ -114,6 +138,7 @@ def _snovio_changes(
     by_email = {link.email: link for link in links}
     lists = ctx.snovio.get_user_lists()
     known = set(integration.baseline_lists or [])
+    now = timezone.now()
     found = 0
     for list_id in ctx.sending_list_ids_from(lists):
         if list_id not in known:
@@ -132,14 +157,8 @@ def _snovio_changes(
             values = mapping.snovio_values(prospect, ctx.spec)
             if side_base is not None and not threeway.changed_since(side_base, values):
                 continue
-            state = threeway.digest(values)
-            found += store_change(
-                integration,
-                PendingChange.Source.CATCH_UP,
-                "prospect.change",
-                f"catch-up:snovio:prospect:{prospect_id}:{state}",
-                {"prospect": prospect},
-                record_key=f"snovio:{prospect_id}",
+            found += _store_found(
+                integration, now, "prospect.change", {"prospect": prospect}, prospect_id
             )
     integration.baseline_lists = sorted(known)
     return found

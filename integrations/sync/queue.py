@@ -85,15 +85,17 @@ def retry(integration: Integration, change_id: int) -> PendingChange | None:
     if failed is None:
         return None
     stamp = timezone.now()
-    with transaction.atomic():
-        again = PendingChange.objects.create(
-            integration=integration,
-            source=failed.source,
-            kind=failed.kind,
-            dedupe_key=f"retry:{failed.pk}:{stamp.timestamp()}",
-            payload=failed.payload,
-            received_at=stamp,
-        )
-        failed.outcome = "failed (queued again): " + failed.outcome.removeprefix("failed: ")
-        failed.save(update_fields=["outcome"])
+    stored = store_change(
+        integration,
+        failed.source,
+        failed.kind,
+        f"retry:{failed.pk}:{stamp.timestamp()}",
+        failed.payload,
+        record_key=failed.record_key,
+    )
+    again = waiting(integration.pk).filter(record_key=failed.record_key).last()
+    if not stored and (again is None or not failed.record_key):
+        return None
+    failed.outcome = "failed (queued again): " + failed.outcome.removeprefix("failed: ")
+    failed.save(update_fields=["outcome"])
     return again

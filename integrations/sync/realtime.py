@@ -89,12 +89,16 @@ class Reads:
         pages = sum(-(-sizes.get(list_id, 0) // PROSPECTS_PER_PAGE) for list_id in ids)
         if pages >= len(wanted):
             return  # each is read by id when its change is applied
+        missing = set(wanted)
         for list_id in sorted(ids):
             for prospect in self.ctx.snovio.iter_prospects(list_id):
                 prospect_id = str(prospect.get("id") or "")
-                if prospect_id in wanted and prospect_id not in self.prospects:
+                if prospect_id in missing:
                     prospect.setdefault("lists", [{"id": list_id}])
                     self.prospects[prospect_id] = prospect
+                    missing.discard(prospect_id)
+                if not missing:
+                    return  # the rest of the pages are not needed
 
     def person(self, person_id: int) -> dict | None:
         if person_id not in self.persons:

@@ -314,3 +314,12 @@ def test_a_change_that_failed_for_good_is_listed_and_retry_queues_it_again(
     assert person_of(small)["job_title"] == "Refused at first"
     missing = client_logged_in.post(f"/integrations/{integration.pk}/changes/999999/retry/")
     assert missing.status_code == 302  # told, in a message, that there is no such failure
+
+
+def test_a_value_changed_back_to_an_earlier_one_in_snovio_still_reaches_pipedrive(user, small):
+    integration = linked(user, small)
+    for title in ("First title", "Second title", "First title"):
+        small.snovio.update_prospect(SHARED, position=title)
+        catchup.catch_up(Integration.objects.get(pk=integration.pk))
+        realtime.drain(integration.pk)
+        assert person_of(small)["job_title"] == title
