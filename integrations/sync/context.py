@@ -282,16 +282,27 @@ class SyncContext:
         link.save()
         return link
 
+    def note_creating(self, key: str, side: str, values: dict) -> None:
+        """Before a create: the values sent, so that a worker dying before the create is
+        recorded leaves a contact that is recognised as SyncBridge's own, not a user's."""
+        link, _ = RecordLink.objects.get_or_create(integration=self.integration, email=key)
+        if side == threeway.PIPEDRIVE:
+            marker, fields = threeway.CREATING_PIPEDRIVE, self.spec.pipedrive_fields
+        else:
+            marker, fields = threeway.CREATING_SNOVIO, self.spec.snovio_fields
+        link.base = _json_safe({**(link.base or {}), marker: {f: values.get(f) for f in fields}})
+        link.save(update_fields=["base", "updated_at"])
+
     def base_of(self, base: dict | None, snovio_values: dict | None, person: dict | None) -> dict:
         """A link's base with the sides given replaced by their current values."""
         base = dict(base or {})
-        pipedrive_values = None
         if person is not None:
             self.person_org_name(person)
-            pipedrive_values = mapping.pipedrive_values(person, self.spec)
-            base[threeway.PIPEDRIVE] = pipedrive_values
+            base[threeway.PIPEDRIVE] = mapping.pipedrive_values(person, self.spec)
+            base.pop(threeway.CREATING_PIPEDRIVE, None)
         if snovio_values is not None:
             base[threeway.SNOVIO] = {p.snovio: snovio_values.get(p.snovio) for p in self.spec.pairs}
+            base.pop(threeway.CREATING_SNOVIO, None)
         if person is not None and snovio_values is not None:
             in_snovio_space = mapping.person_to_prospect(person, self.spec).values
             base["in_sync"] = [

@@ -161,12 +161,13 @@ def _person_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> str
     if meta.get("action") == "delete":
         return "ignored: a person deleted in Pipedrive is never deleted from Snov.io"
     person_id = _person_id(change)
-    if _is_echo(ctx, change):
-        return "echo: these are the values SyncBridge last synced; nothing to do"
     person = reads.person(person_id)
     if person is None:
         return f"ignored: person {person_id} no longer exists"
     link = ctx.link_for(person_id=person_id) or _link_by_emails(ctx, mapping.person_emails(person))
+    if _unchanged(link, threeway.PIPEDRIVE, mapping.pipedrive_values(person, ctx.spec)):
+        # Read fresh, so this holds for every delivery coalesced into this change.
+        return "echo: Pipedrive holds what SyncBridge last synced; nothing to do"
     prospect = None
     if link and link.snovio_prospect_id:
         prospect = reads.prospect(link.snovio_prospect_id)
@@ -175,16 +176,11 @@ def _person_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> str
     return reconcile(ctx, link, prospect, person, trigger=threeway.PIPEDRIVE, change=change)
 
 
-def _is_echo(ctx: SyncContext, change: PendingChange) -> bool:
-    """The delivery shows exactly the mapped values of the base: our own write coming back
-    (or a change of fields SyncBridge does not map). Decided without a call."""
-    data = change.payload.get("data")
-    link = ctx.link_for(person_id=_person_id(change))
-    side_base = (link.base or {}).get(threeway.PIPEDRIVE) if link else None
-    if not isinstance(data, dict) or not data or side_base is None:
-        return False
-    ctx.person_org_name(data)
-    return not threeway.changed_since(side_base, mapping.pipedrive_values(data, ctx.spec))
+def _unchanged(link: RecordLink | None, side: str, values: dict) -> bool:
+    """The side holds exactly its base: nothing changed there (our own write coming back, or
+    a change of fields SyncBridge does not map). The other side's changes have their own."""
+    side_base = (link.base or {}).get(side) if link else None
+    return side_base is not None and not threeway.changed_since(side_base, values)
 
 
 def _prospect_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> str:
@@ -197,6 +193,8 @@ def _prospect_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> s
     link = ctx.link_for(prospect_id=prospect_id) or _link_by_emails(
         ctx, mapping.prospect_emails(prospect)
     )
+    if _unchanged(link, threeway.SNOVIO, mapping.snovio_values(prospect, ctx.spec)):
+        return "unchanged: the prospect holds what SyncBridge last synced"
     person = None
     if link and link.pipedrive_person_id:
         person = reads.person(link.pipedrive_person_id)
@@ -256,14 +254,11 @@ def reconcile(
     pipedrive_as_s = mapping.person_to_prospect(person, spec).values
     s_base = _side_base(base, threeway.SNOVIO, snovio_now, _prospect_is_new(ctx, prospect))
     p_base = _side_base(base, threeway.PIPEDRIVE, pipedrive_now, _person_is_new(ctx, person))
-    if s_base is None and base.get(threeway.PIPEDRIVE) is not None:
-        s_base = threeway.base_from_other(
-            spec.pairs, threeway.SNOVIO, snovio_now, snovio_as_p, base[threeway.PIPEDRIVE]
-        )
-    if p_base is None and base.get(threeway.SNOVIO) is not None:
-        p_base = threeway.base_from_other(
-            spec.pairs, threeway.PIPEDRIVE, pipedrive_now, pipedrive_as_s, base[threeway.SNOVIO]
-        )
+    # A side SyncBridge was creating when its worker died starts from the values it sent.
+    if s_base is None and base.get(threeway.CREATING_SNOVIO) is not None:
+        s_base = base[threeway.CREATING_SNOVIO]
+    if p_base is None and base.get(threeway.CREATING_PIPEDRIVE) is not None:
+        p_base = base[threeway.CREATING_PIPEDRIVE]
     snovio = threeway.SideState(
         values=snovio_now,
         as_other=snovio_as_p,
@@ -286,9 +281,20 @@ def reconcile(
         to_snovio=ctx.integration.sends_to_snovio,
         labels=spec.labels,
     )
-    person_after, problems = _write_pipedrive(ctx, person, plan.to_pipedrive)
-    snovio_after = _write_snovio(ctx, person, prospect, snovio_now, plan.to_snovio)
+    payload, problems = _pipedrive_payload(ctx, person, plan.to_pipedrive)
     email = mapping.prospect_email(prospect) or mapping.person_email(person)
+    # The decision (conflicts included) is recorded before the writes, so a worker that dies
+    # between a write and its record still leaves the conflict and its winner in the history.
+    outcome, events = _log(ctx, plan, prospect, person, email, problems)
+    try:
+        person_after = _write_pipedrive(ctx, person, payload)
+        snovio_after = _write_snovio(ctx, person, prospect, snovio_now, plan.to_snovio)
+    except Exception as exc:
+        for event in events:
+            event.outcome = Outcome.FAILED
+            event.reason = f"Not written ({exc}): {event.reason}"[:2000]
+            event.save(update_fields=["outcome", "reason"])
+        raise
     ctx.save_link(
         link.email if link else link_key(email, prospect.get("id")),
         person_id=person.get("id"),
@@ -296,7 +302,7 @@ def reconcile(
         snovio_values=snovio_after,
         person=person_after,
     )
-    return _log(ctx, plan, prospect, person, email, problems)
+    return outcome
 
 
 def _side_base(base: dict, side: str, now: dict, new: bool) -> dict | None:
@@ -331,16 +337,19 @@ def _create(ctx: SyncContext, move, record: dict, direction: str) -> str:
     return f"{result.outcome}: {result.describe(ctx.spec.labels)}"
 
 
-def _write_pipedrive(ctx: SyncContext, person: dict, changes: dict) -> tuple[dict, list[str]]:
+def _pipedrive_payload(ctx: SyncContext, person: dict, changes: dict) -> tuple[dict, list[str]]:
     if not changes:
-        return person, []
+        return {}, []
     payload, problems = mapping.person_payload(changes, ctx.spec, person, ctx.orgs.id_for)
-    payload = drop_same_name(payload, person)
+    return drop_same_name(payload, person), problems
+
+
+def _write_pipedrive(ctx: SyncContext, person: dict, payload: dict) -> dict:
     if not payload:
-        return person, problems
+        return person
     updated = ctx.pipedrive.update_person(person["id"], payload)
     ctx.person_org_name(updated)
-    return updated, problems
+    return updated
 
 
 def _write_snovio(
@@ -359,10 +368,10 @@ def _write_snovio(
 
 def _log(
     ctx: SyncContext, plan: threeway.Plan, prospect: dict, person: dict, email: str, problems
-) -> str:
+) -> tuple[str, list[SyncEvent]]:
     conflicts = {key: c.as_dict() for key, c in plan.conflicts.items()}
     labels = ctx.spec.labels
-    texts = []
+    texts, events = [], []
     for direction, changes, target in (
         (TO_PIPEDRIVE, plan.to_pipedrive, person),
         (TO_SNOVIO, plan.to_snovio, prospect),
@@ -375,7 +384,7 @@ def _log(
             reason += "; " + "; ".join(_conflict_text(c) for c in conflicts.values())
         if problems and direction == TO_PIPEDRIVE:
             reason += "; " + "; ".join(problems)
-        ctx.event(
+        event = ctx.event(
             direction,
             Outcome.UPDATED,
             email=email,
@@ -387,19 +396,20 @@ def _log(
             },
         )
         texts.append(reason)
+        events.append(event)
     if not texts and plan.held_back:
         reason = "Not carried: " + "; ".join(sorted(set(plan.held_back.values())))
-        ctx.event(
+        event = ctx.event(
             TO_PIPEDRIVE if ctx.integration.sends_to_pipedrive else TO_SNOVIO,
             Outcome.UNCHANGED,
             email=email,
             record_id=str(person.get("id") or ""),
             reason=reason,
         )
-        return f"unchanged: {reason}"
+        return f"unchanged: {reason}", [event]
     if not texts:
-        return "unchanged: both sides already hold the latest values"
-    return f"updated: {' / '.join(texts)}"
+        return "unchanged: both sides already hold the latest values", []
+    return f"updated: {' / '.join(texts)}", events
 
 
 def _conflict_text(conflict: dict) -> str:

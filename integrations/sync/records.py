@@ -17,7 +17,7 @@ from typing import Any
 
 from integrations.http import create_once
 from integrations.models import SyncEvent
-from integrations.sync import conflicts, mapping
+from integrations.sync import conflicts, mapping, threeway
 from integrations.sync.context import TO_PIPEDRIVE, TO_SNOVIO, SyncContext, link_key
 
 Outcome = SyncEvent.Outcome
@@ -136,6 +136,7 @@ def prospect_to_pipedrive(
             return result
         payload, problems = mapping.new_person_payload(values, spec, ctx.orgs.id_for)
         result.problems += problems
+        ctx.note_creating(key, threeway.PIPEDRIVE, values)
         created = _create_person(ctx, payload, email)
         result.target_id, result.record = str(created["id"]), created
         ctx.save_link(
@@ -256,6 +257,7 @@ def person_to_snovio(
         if dry_run:
             return result
         # A new prospect's email arrives unverified (Snov.io marks API-added emails so).
+        ctx.note_creating(email, threeway.SNOVIO, values)
         answer = ctx.snovio.add_prospect_to_list(
             spec.target_list_id, mapping.prospect_payload(values, email), update=False
         )

@@ -34,6 +34,9 @@ from integrations.sync.mapping import Pair, is_empty
 SNOVIO = "snovio"
 PIPEDRIVE = "pipedrive"
 LATEST = "latest"
+# Base keys of a create under way: the values SyncBridge sent, until the create is recorded.
+CREATING_SNOVIO = "creating_snovio"
+CREATING_PIPEDRIVE = "creating_pipedrive"
 RULES = (LATEST, SNOVIO, PIPEDRIVE)
 # Compared without regard to case: Pipedrive matches organizations by name in any case.
 CASELESS_PIPEDRIVE_FIELDS = frozenset({"org_id"})
@@ -159,30 +162,6 @@ def plan(
         else:
             result.to_snovio[pair.snovio] = value
     return result
-
-
-def base_from_other(
-    pairs: Iterable[Pair],
-    side: str,
-    values: Mapping[str, Any],
-    as_other: Mapping[str, Any],
-    other_base: Mapping[str, Any],
-) -> dict[str, Any]:
-    """The base of a contact new on `side`, taken as a copy of the other side's base.
-
-    Values it shares with that base are no change of its own (SyncBridge's own create whose
-    answer was never recorded because the worker died, or a copy a user made); the others
-    are (None: changed from nothing).
-    """
-    base: dict[str, Any] = {}
-    for pair in pairs:
-        own, other = (
-            (pair.pipedrive, pair.snovio) if side == PIPEDRIVE else (pair.snovio, pair.pipedrive)
-        )
-        caseless = pair.pipedrive in CASELESS_PIPEDRIVE_FIELDS
-        copied = other in other_base and same(as_other.get(other), other_base[other], caseless)
-        base[own] = values.get(own) if copied else None
-    return base
 
 
 def changed_since(base: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
