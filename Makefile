@@ -35,11 +35,13 @@ format: install
 	$(BIN)/ruff check --fix .
 
 test: install browser lint
-	$(BIN)/python manage.py makemigrations --check --dry-run
-	DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest $(PYTEST_ARGS)
+	SYNCBRIDGE_SANDBOX=true $(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/pytest $(PYTEST_ARGS)
 
+# The demo runs against the sandbox app (SYNCBRIDGE_SANDBOX=true), installed with the dev extra
+# (which includes the `sandbox` extra).
 demo: install
-	$(BIN)/python manage.py demo
+	SYNCBRIDGE_SANDBOX=true $(BIN)/python manage.py demo
 
 bench: install
 	DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest tests/bench -p no:randomly -s $(PYTEST_ARGS)

@@ -1,3 +1,7 @@
+"""`python manage.py sandbox`: both simulators as one HTTP server (for the demo and benchmarks).
+
+A command of the sandbox app, so it exists only with SYNCBRIDGE_SANDBOX=true."""
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
