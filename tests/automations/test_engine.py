@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from automations import engine, services
+from automations import actions, engine, events, lookups, queue, services
 from automations.models import ActionKind, ActionOutcome, AutomationRun, Trigger
 from integrations.models import Integration, ListSelection, RecordLink
 from tests.automations.conftest import Crash
@@ -75,7 +75,7 @@ def receive(integration, body, run_on_commit):
 
 # --- reading events ------------------------------------------------------------------------
 def test_an_event_is_read_into_trigger_email_and_name():
-    event = engine.parse_event(payload(email="  John.Smith@ACME.example "))
+    event = events.parse_event(payload(email="  John.Smith@ACME.example "))
     assert event.trigger == Trigger.EMAIL_SENT
     assert event.email == EMAIL
     assert event.name == "John Smith"
@@ -94,15 +94,15 @@ def test_an_event_is_read_into_trigger_email_and_name():
     ],
 )
 def test_each_snovio_campaign_event_maps_to_its_trigger(obj, action, trigger):
-    assert engine.parse_event(payload(obj, action)).trigger == trigger
+    assert events.parse_event(payload(obj, action)).trigger == trigger
 
 
 def test_the_same_event_gets_the_same_key_and_another_event_another_key():
-    key = engine.event_key(engine.parse_event(payload()))
-    assert key == engine.event_key(engine.parse_event(payload()))
-    assert key != engine.event_key(engine.parse_event(payload(at="2026-03-02 10:00:01")))
-    assert key != engine.event_key(engine.parse_event(payload(event_action="opened")))
-    assert key != engine.event_key(engine.parse_event(payload(email="other@acme.example")))
+    key = events.event_key(events.parse_event(payload()))
+    assert key == events.event_key(events.parse_event(payload()))
+    assert key != events.event_key(events.parse_event(payload(at="2026-03-02 10:00:01")))
+    assert key != events.event_key(events.parse_event(payload(event_action="opened")))
+    assert key != events.event_key(events.parse_event(payload(email="other@acme.example")))
     assert len(key) <= AutomationRun._meta.get_field("event_key").max_length
 
 
@@ -488,7 +488,7 @@ def test_a_run_claimed_by_another_worker_is_left_alone(integration, pipedrive):
     chain(integration, pipedrive)
     run = engine.receive_event(integration, payload())  # enqueued, not run (no on_commit here)
     AutomationRun.objects.filter(pk=run.pk).update(
-        reason=engine.RUNNING_PREFIX + timezone.now().isoformat()
+        reason=queue.RUNNING_PREFIX + timezone.now().isoformat()
     )
     engine.run_automations(run)
     assert pipedrive.requests() == []
@@ -498,8 +498,8 @@ def test_a_run_claimed_by_another_worker_is_left_alone(integration, pipedrive):
 def test_a_stale_claim_is_taken_over(integration, pipedrive):
     chain(integration, pipedrive)
     run = engine.receive_event(integration, payload())
-    stale = timezone.now() - timezone.timedelta(seconds=engine.LEASE_SECONDS + 1)
-    AutomationRun.objects.filter(pk=run.pk).update(reason=engine.RUNNING_PREFIX + stale.isoformat())
+    stale = timezone.now() - timezone.timedelta(seconds=queue.LEASE_SECONDS + 1)
+    AutomationRun.objects.filter(pk=run.pk).update(reason=queue.RUNNING_PREFIX + stale.isoformat())
     engine.run_automations(run)
     assert AutomationRun.objects.get(pk=run.pk).status == AutomationRun.Status.DONE
 
@@ -559,13 +559,13 @@ def test_an_event_for_a_prospect_in_a_chosen_list_runs(
 
 # --- pure helpers --------------------------------------------------------------------------
 def test_deal_title_is_the_prospects_name_followed_by_deal():
-    assert engine.deal_title("John  Smith") == "John Smith deal"
-    assert engine.deal_title("", "Jo Person") == "Jo Person deal"
-    assert engine.deal_title("", "", "jo@x.example") == "jo@x.example deal"
+    assert actions.deal_title("John  Smith") == "John Smith deal"
+    assert actions.deal_title("", "Jo Person") == "Jo Person deal"
+    assert actions.deal_title("", "", "jo@x.example") == "jo@x.example deal"
 
 
 def test_stages_follow_pipedrive_order_and_the_last_has_no_next():
-    stages = engine.sorted_stages(
+    stages = lookups.sorted_stages(
         [
             {"id": 3, "pipeline_id": 1, "order_nr": 3},
             {"id": 1, "pipeline_id": 1, "order_nr": 1},
@@ -575,8 +575,8 @@ def test_stages_follow_pipedrive_order_and_the_last_has_no_next():
         1,
     )
     assert [s["id"] for s in stages] == [1, 2, 3]
-    assert engine.following_stage(stages, 1)["id"] == 2
-    assert engine.following_stage(stages, 3) is None
+    assert actions.following_stage(stages, 1)["id"] == 2
+    assert actions.following_stage(stages, 3) is None
 
 
 def test_the_active_deal_is_the_newest_open_one():
@@ -586,5 +586,5 @@ def test_the_active_deal_is_the_newest_open_one():
         {"id": 3, "status": "open", "add_time": "2026-02-01T00:00:00Z"},
         {"id": 4, "status": "open", "is_deleted": True, "add_time": "2026-04-01T00:00:00Z"},
     ]
-    assert engine.pick_active_deal(deals)["id"] == 3
-    assert engine.pick_active_deal([{"id": 5, "status": "lost"}]) is None
+    assert lookups.pick_active_deal(deals)["id"] == 3
+    assert lookups.pick_active_deal([{"id": 5, "status": "lost"}]) is None
