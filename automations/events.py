@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from integrations.snovio.webhook_payload import read_webhook
+from integrations.sync.matching import normalise_email
 
 
 # --- reading an event ----------------------------------------------------------------------
@@ -29,11 +30,6 @@ class CampaignEvent:
     occurred_at: str = ""
     delivery_id: str = ""
     data: dict = field(default_factory=dict, compare=False, hash=False)
-
-
-def normalise_email(email: Any) -> str:
-    """Emails are compared trimmed and case-folded, never by partial match."""
-    return str(email or "").strip().casefold()
 
 
 def parse_event(payload: dict) -> CampaignEvent:

@@ -10,12 +10,13 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from automations.events import CampaignEvent, normalise_email
+from automations.events import CampaignEvent
 from automations.models import AutomationRun
+from integrations.clients import pipedrive_client, snovio_client
 from integrations.http import RemoteError
 from integrations.models import Integration, ListSelection, RecordLink
 from integrations.pipedrive.client import PipedriveClient
-from integrations.snovio.client import SnovioClient
+from integrations.sync.matching import normalise_email
 
 
 class Skip(Exception):
@@ -40,21 +41,8 @@ class RunContext:
 
     def pipedrive(self) -> PipedriveClient:
         if self.client is None:
-            self.client = client_for(self.integration)
+            self.client = pipedrive_client(self.integration)
         return self.client
-
-
-def client_for(integration: Integration) -> PipedriveClient:
-    """The Pipedrive client of the integration's connection."""
-    if integration.pipedrive is None:
-        raise RemoteError("Pipedrive is not connected", remote="pipedrive", permanent=True)
-    return PipedriveClient.for_connection(integration.pipedrive)
-
-
-def snovio_client_for(integration: Integration) -> SnovioClient:
-    if integration.snovio is None:
-        raise RemoteError("Snov.io is not connected", remote="snovio", permanent=True)
-    return SnovioClient.for_connection(integration.snovio)
 
 
 def sorted_stages(stages: Iterable[dict], pipeline_id: int | None = None) -> list[dict]:
@@ -182,7 +170,7 @@ def _link_person(ctx: RunContext, link: RecordLink | None) -> None:
 def _prospect(ctx: RunContext) -> dict | None:
     """The Snov.io prospect behind the event (looked up once per run, only when needed)."""
     if ctx.prospect is None:
-        matches = snovio_client_for(ctx.integration).get_prospect_by_email(ctx.event.email)
+        matches = snovio_client(ctx.integration).get_prospect_by_email(ctx.event.email)
         ctx.prospect = next(
             (
                 p
