@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from urllib.parse import urlsplit
 
 import django_q.conf
 import pytest
@@ -28,8 +29,6 @@ def _sandbox_settings(settings, url: str) -> None:
 
 def _deliver_to_django(url: str, headers: dict, body: bytes) -> int:
     """Webhooks from the in-process sandbox reach the app through Django's test client."""
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     extra = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}
     extra.pop("HTTP_CONTENT_TYPE", None)

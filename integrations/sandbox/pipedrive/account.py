@@ -25,7 +25,6 @@ from integrations.sandbox.pipedrive.common import (
 
 
 class AccountMixin:
-    # --- account structure -------------------------------------------------------------------
     def _ensure_account(self) -> None:
         """Users, pipelines, stages and person fields exist in every account."""
         if not self.state["users"]:

@@ -20,7 +20,6 @@ from integrations.sandbox.pipedrive.common import (
 
 
 class ActivitiesMixin:
-    # --- activities --------------------------------------------------------------------------
     def _api_list_activities(self, request: SandboxRequest, user: dict) -> SandboxResponse:
         records = _sorted(self.state["activities"])
         for name in ("person_id", "deal_id", "org_id", "owner_id"):

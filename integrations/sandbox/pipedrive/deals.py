@@ -19,7 +19,6 @@ from integrations.sandbox.pipedrive.common import (
 
 
 class DealsMixin:
-    # --- deals -------------------------------------------------------------------------------
     def _api_list_deals(self, request: SandboxRequest, user: dict) -> SandboxResponse:
         records = _sorted(self.state["deals"])
         for name in ("person_id", "org_id", "owner_id", "pipeline_id", "stage_id"):

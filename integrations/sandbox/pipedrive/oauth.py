@@ -24,7 +24,6 @@ from integrations.sandbox.pipedrive.common import (
 
 
 class OAuthMixin:
-    # --- OAuth -------------------------------------------------------------------------------
     def _handle_oauth(self, request: SandboxRequest) -> SandboxResponse:
         if request.path == "/oauth/authorize" and request.method == "GET":
             return self._consent_page(request.query)

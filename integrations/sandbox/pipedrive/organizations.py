@@ -16,7 +16,6 @@ from integrations.sandbox.pipedrive.common import (
 
 
 class OrganizationsMixin:
-    # --- organizations -----------------------------------------------------------------------
     def _api_list_orgs(self, request: SandboxRequest, user: dict) -> SandboxResponse:
         records = _sorted(self.state["orgs"])
         query = request.query

@@ -21,7 +21,6 @@ from integrations.sandbox.pipedrive.common import (
 
 
 class PersonsMixin:
-    # --- persons -----------------------------------------------------------------------------
     def _api_list_persons(self, request: SandboxRequest, user: dict) -> SandboxResponse:
         records = _sorted(self.state["persons"])
         query = request.query

@@ -24,7 +24,6 @@ from integrations.sandbox.pipedrive.common import (
 
 
 class WebhooksMixin:
-    # --- v1: webhooks ------------------------------------------------------------------------
     def _api_list_webhooks(self, request: SandboxRequest, user: dict) -> SandboxResponse:
         hooks = [_public(w) for w in _sorted(self.state["webhooks"])]
         return json_response({"success": True, "status": "ok", "data": hooks})

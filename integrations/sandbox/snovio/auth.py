@@ -19,7 +19,6 @@ from integrations.snovio import constants as C
 
 
 class AuthMixin:
-    # === auth ==============================================================================
     def _issue_token(self, params: dict) -> SandboxResponse:
         if params.get("grant_type") != "client_credentials":
             return _oauth_error(

@@ -17,7 +17,6 @@ from integrations.snovio import constants as C
 
 
 class CampaignsMixin:
-    # === campaigns =========================================================================
     def _campaigns(self, params: dict) -> SandboxResponse:
         return json_response([dict(c) for c in self.state["campaigns"].values()])
 

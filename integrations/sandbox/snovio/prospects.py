@@ -17,7 +17,6 @@ from integrations.snovio import constants as C
 
 
 class ProspectsMixin:
-    # === lists and prospects ===============================================================
     def _user_lists(self, params: dict) -> SandboxResponse:
         return json_response([self._list_out(x) for x in self.state["lists"].values()])
 

@@ -13,7 +13,6 @@ from integrations.snovio import constants as C
 
 
 class WebhooksMixin:
-    # === webhooks ==========================================================================
     def _list_webhooks(self, params: dict) -> SandboxResponse:
         hooks = list(self.state["webhooks"].values())
         meta = {"webhooks_count": len(hooks), "user_id": USER_ID}
