@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django_q.tasks import async_task
 
 from automations.actions import is_provisional, perform_action
 from automations.events import CampaignEvent, event_key, parse_event, raw_key
@@ -94,8 +95,6 @@ def enqueue(run: AutomationRun) -> None:
     run_id = run.pk
 
     def _send() -> None:
-        from django_q.tasks import async_task
-
         # save=False: the AutomationRun and its outcomes are the record of a run, so a
         # successful task leaves no django-q2 Task row (saving one costs the monitor an
         # insert plus a pass over the saved successes to prune them, in a write transaction,
