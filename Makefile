@@ -5,17 +5,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format install browser bench soak clean
+.PHONY: demo test lint format install lock browser bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# Exact versions from constraints.txt (the ranges stay in pyproject.toml).
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-pin constraints.txt to what the dev venv has now (after changing a range in pyproject.toml,
+# `pip install -U -e ".[dev]"`, run the tests, then `make lock`).
+lock: install
+	{ sed -n '/^#/p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -iv '^syncbridge'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 # Browser tests drive Debian's Chromium (Playwright cannot download its own browsers here).
 browser:
@@ -35,11 +42,13 @@ format: install
 	$(BIN)/ruff check --fix .
 
 test: install browser lint
-	$(BIN)/python manage.py makemigrations --check --dry-run
-	DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest $(PYTEST_ARGS)
+	SYNCBRIDGE_SANDBOX=true $(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/pytest $(PYTEST_ARGS)
 
+# The demo runs against the sandbox app (SYNCBRIDGE_SANDBOX=true), installed with the dev extra
+# (which includes the `sandbox` extra).
 demo: install
-	$(BIN)/python manage.py demo
+	SYNCBRIDGE_SANDBOX=true $(BIN)/python manage.py demo
 
 bench: install
 	DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest tests/bench -p no:randomly -s $(PYTEST_ARGS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from automations.engine import outcome_summary
+from automations.actions import outcome_summary
 from automations.models import ActionOutcome, AutomationRun, Scenario, ScenarioAction
 
 

@@ -1,5 +1,3 @@
-from importlib.util import find_spec
-
 from django.apps import AppConfig
 
 
@@ -9,5 +7,4 @@ class AutomationsConfig(AppConfig):
     verbose_name = "Automations"
 
     def ready(self) -> None:
-        if find_spec("automations.receivers"):
-            import automations.receivers  # noqa: F401
+        import automations.receivers  # noqa: F401  (connects the signal receivers)

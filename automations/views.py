@@ -13,17 +13,13 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from automations import services
 from automations.forms import ActionForm, MoveForm, ReorderForm
 from automations.models import ActionKind, AutomationRun, ScenarioAction, Trigger
 from integrations.models import Integration
-
-
-def _integration(request: HttpRequest, integration_id: int) -> Integration:
-    return get_object_or_404(Integration, pk=integration_id, owner=request.user)
+from integrations.pages import owned_integration, safe_next
 
 
 def _action(integration: Integration, action_id: int) -> ScenarioAction:
@@ -35,10 +31,8 @@ def _action(integration: Integration, action_id: int) -> ScenarioAction:
 
 
 def _back(request: HttpRequest, integration: Integration) -> HttpResponse:
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
+    target = safe_next(request)
+    if target:
         return redirect(f"{target}#automations")
     return redirect(reverse("automations:index", args=[integration.pk]) + "#automations")
 
@@ -48,21 +42,15 @@ def _posted(request: HttpRequest):
     return request.POST if request.method == "POST" else None
 
 
-def _next(request: HttpRequest) -> str:
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    ok = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
-    return target if target and ok else ""
-
-
 def index(request: HttpRequest, integration_id: int) -> HttpResponse:
     """All six triggers with their actions (the same section the setup and settings pages show)."""
-    integration = _integration(request, integration_id)
+    integration = owned_integration(request, integration_id)
     return render(request, "automations/index.html", {"integration": integration})
 
 
 @require_http_methods(["GET", "POST"])
 def add_action(request: HttpRequest, integration_id: int) -> HttpResponse:
-    integration = _integration(request, integration_id)
+    integration = owned_integration(request, integration_id)
     trigger = request.POST.get("trigger") or request.GET.get("trigger") or ""
     if trigger not in Trigger.values:
         trigger = Trigger.EMAIL_SENT
@@ -81,7 +69,7 @@ def add_action(request: HttpRequest, integration_id: int) -> HttpResponse:
             "integration": integration,
             "form": form,
             "trigger_label": Trigger(trigger).label,
-            "next": _next(request),
+            "next": safe_next(request),
             "idle": not services.automations_enabled(integration),
             "idle_message": services.IDLE_MESSAGE,
         },
@@ -91,7 +79,7 @@ def add_action(request: HttpRequest, integration_id: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def edit_action(request: HttpRequest, integration_id: int, action_id: int) -> HttpResponse:
-    integration = _integration(request, integration_id)
+    integration = owned_integration(request, integration_id)
     action = _action(integration, action_id)
     form = ActionForm(_posted(request), integration=integration, action=action)
     if request.method == "POST" and form.is_valid():
@@ -107,7 +95,7 @@ def edit_action(request: HttpRequest, integration_id: int, action_id: int) -> Ht
             "form": form,
             "action": action,
             "trigger_label": Trigger(action.scenario.trigger).label,
-            "next": _next(request),
+            "next": safe_next(request),
             "idle": not services.automations_enabled(integration),
             "idle_message": services.IDLE_MESSAGE,
         },
@@ -117,7 +105,7 @@ def edit_action(request: HttpRequest, integration_id: int, action_id: int) -> Ht
 
 @require_POST
 def toggle_action(request: HttpRequest, integration_id: int, action_id: int) -> HttpResponse:
-    integration = _integration(request, integration_id)
+    integration = owned_integration(request, integration_id)
     action = services.toggle_action(_action(integration, action_id))
     state = "on" if action.enabled else "off"
     messages.success(request, f"“{action.get_kind_display()}” switched {state}.")
@@ -126,7 +114,7 @@ def toggle_action(request: HttpRequest, integration_id: int, action_id: int) -> 
 
 @require_POST
 def remove_action(request: HttpRequest, integration_id: int, action_id: int) -> HttpResponse:
-    integration = _integration(request, integration_id)
+    integration = owned_integration(request, integration_id)
     action = _action(integration, action_id)
     label = action.get_kind_display()
     services.remove_action(action)
@@ -136,7 +124,7 @@ def remove_action(request: HttpRequest, integration_id: int, action_id: int) -> 
 
 @require_POST
 def move_action(request: HttpRequest, integration_id: int, action_id: int) -> HttpResponse:
-    integration = _integration(request, integration_id)
+    integration = owned_integration(request, integration_id)
     action = _action(integration, action_id)
     form = MoveForm(request.POST)
     if form.is_valid():
@@ -148,7 +136,7 @@ def move_action(request: HttpRequest, integration_id: int, action_id: int) -> Ht
 
 @require_POST
 def reorder(request: HttpRequest, integration_id: int, trigger: str) -> HttpResponse:
-    integration = _integration(request, integration_id)
+    integration = owned_integration(request, integration_id)
     if trigger not in Trigger.values:
         messages.error(request, "Unknown trigger.")
         return _back(request, integration)
@@ -168,7 +156,7 @@ def reorder(request: HttpRequest, integration_id: int, trigger: str) -> HttpResp
 
 @require_POST
 def toggle_scenario(request: HttpRequest, integration_id: int, trigger: str) -> HttpResponse:
-    integration = _integration(request, integration_id)
+    integration = owned_integration(request, integration_id)
     if trigger not in Trigger.values:
         messages.error(request, "Unknown trigger.")
         return _back(request, integration)
@@ -180,7 +168,7 @@ def toggle_scenario(request: HttpRequest, integration_id: int, trigger: str) -> 
 
 def run_log(request: HttpRequest, integration_id: int) -> HttpResponse:
     """Every automation run: the event, the trigger, each action's outcome and its objects."""
-    integration = _integration(request, integration_id)
+    integration = owned_integration(request, integration_id)
     runs = AutomationRun.objects.filter(integration=integration).prefetch_related("outcomes")
     status = request.GET.get("status", "")
     if status in AutomationRun.Status.values:

@@ -1,5 +1,3 @@
-from importlib.util import find_spec
-
 from django.apps import AppConfig
 
 
@@ -12,5 +10,4 @@ class IntegrationsConfig(AppConfig):
         from integrations import redaction
 
         redaction.install()
-        if find_spec("integrations.sync.receivers"):
-            import integrations.sync.receivers  # noqa: F401
+        import integrations.sync.receivers  # noqa: F401  (connects the signal receivers)

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from integrations import fieldspec
+from integrations.clients import client_for  # also imported from here by services, receivers
 from integrations.http import RemoteError
 from integrations.models import (
     Connection,
@@ -54,20 +55,6 @@ FIELD_KINDS = (Kind.SNOVIO_FIELDS, Kind.PIPEDRIVE_FIELDS)
 def identity(kind: str, item: dict) -> str:
     """The stable identity of a catalogue item: fields by key, everything else by id."""
     return str(item.get("key") if kind in FIELD_KINDS else item.get("id"))
-
-
-# --- clients --------------------------------------------------------------------------------
-
-
-def client_for(connection: Connection) -> Any:
-    """The API client of a connection (imported late: the clients live in their own apps)."""
-    if connection.provider == Provider.PIPEDRIVE:
-        from integrations.pipedrive.client import PipedriveClient
-
-        return PipedriveClient.for_connection(connection)
-    from integrations.snovio.client import SnovioClient
-
-    return SnovioClient.for_connection(connection)
 
 
 # --- normalisation --------------------------------------------------------------------------

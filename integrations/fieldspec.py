@@ -192,12 +192,3 @@ def can_pair(snovio_type: str, pipedrive_type: str) -> bool:
 
 def type_label(data_type: str) -> str:
     return DATA_TYPE_LABELS.get(data_type, data_type)
-
-
-def system_pair_for(snovio_field: str = "", pipedrive_field: str = "") -> SystemPair | None:
-    for pair in SYSTEM_PAIRS:
-        if snovio_field and pair.snovio_field == snovio_field:
-            return pair
-        if pipedrive_field and pair.pipedrive_field == pipedrive_field:
-            return pair
-    return None

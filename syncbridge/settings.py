@@ -119,6 +119,12 @@ PIPEDRIVE_SPEC_DIR = env(
 SANDBOX_PIPEDRIVE_API_TOKEN = env("SANDBOX_PIPEDRIVE_API_TOKEN", default="sandbox-pipedrive-token")
 SANDBOX_SNOVIO_CLIENT_ID = env("SANDBOX_SNOVIO_CLIENT_ID", default="sandbox-snovio-user")
 SANDBOX_SNOVIO_CLIENT_SECRET = env("SANDBOX_SNOVIO_CLIENT_SECRET", default="sandbox-snovio-secret")
+# The simulators are an app of their own (`manage.py sandbox`, `manage.py demo`), installed only
+# when asked for: `make demo` and the test settings set SYNCBRIDGE_SANDBOX=true. They need the
+# `sandbox` extra (`pip install -e ".[sandbox]"`), which a production install leaves out.
+SANDBOX_ENABLED = env.bool("SYNCBRIDGE_SANDBOX", default=False)
+if SANDBOX_ENABLED:
+    INSTALLED_APPS.append("integrations.sandbox")
 
 REDIS_URL = env("REDIS_URL", default="")
 Q_CLUSTER = {

@@ -1,4 +1,11 @@
-"""Integrations set up directly through the models, connected to the in-process sandbox.
+"""The one place tests build integrations.
+
+Three starting points, from the cheapest:
+- `stored_integration(user, **fields)`: an Active integration stored with placeholder
+  connections, for tests that never call a remote (pages, settings checks);
+- `integration_with_both_apps` / `ready_integration` / `launched_integration`: set up through
+  the same service functions the setup pages call, step by step, against the sandbox;
+- `connected_integration(user, sandbox, **settings)`: set up directly through the models.
 
 `connected_integration(user, sandbox, **settings)` gives an Active integration as it stands
 after setup and launch: both connections (a Pipedrive OAuth token from the sandbox's token
@@ -30,8 +37,26 @@ from integrations.models import (
     Integration,
     Provider,
 )
+from integrations.sandbox.pipedrive import custom_field_key
 
 DEFAULT_OWNER = "Sam Seller"  # not the admin who connected, so the owner setting is visible
+
+
+def stored_integration(user, **fields: Any) -> Integration:
+    """An Active two-way integration with stored (never called) connections of both apps."""
+    pipedrive = Connection.objects.create(
+        owner=user, provider="pipedrive", auth_kind="api_token", access_token="x", account_id="1"
+    )
+    snovio = Connection.objects.create(
+        owner=user, provider="snovio", auth_kind="credentials", client_id="c", client_secret="s"
+    )
+    return Integration.objects.create(
+        owner=user,
+        pipedrive=pipedrive,
+        snovio=snovio,
+        status=Integration.Status.ACTIVE,
+        **fields,
+    )
 
 
 def pipedrive_connection(user, sandbox) -> Connection:
@@ -104,6 +129,78 @@ def connected_integration(user, sandbox, **options: Any) -> Integration:
 
         refresh_catalog(integration)
     return integration
+
+
+# --- through the setup pages' service functions, step by step -------------------------------
+def integration_with_both_apps(owner, sandbox) -> Integration:
+    """Steps 1 done: both apps connected (OAuth token from the sandbox, real Snov.io check)."""
+    integration = services.create_integration(owner)
+    services.connect_pipedrive(integration, sandbox.pipedrive.issue_token(), owner)
+    checked = services.check_snovio_credentials(
+        settings.SANDBOX_SNOVIO_CLIENT_ID, settings.SANDBOX_SNOVIO_CLIENT_SECRET
+    )
+    services.connect_snovio(integration, checked, owner)
+    integration.refresh_from_db()
+    return integration
+
+
+def ready_integration(owner, sandbox, direction: str = Integration.Direction.TWO_WAY):
+    """Steps 1-4 done: every required setting chosen, one custom pair Industry ↔ Industry."""
+    integration = integration_with_both_apps(owner, sandbox)
+    services.save_direction(integration, direction, owner)
+    lists = integration.catalog.get(kind="snovio_lists").items
+    users = integration.catalog.get(kind="pipedrive_users").items
+    services.save_data_exchange(
+        integration,
+        services.DataExchange(
+            target_list={"id": lists[0]["id"], "name": lists[0]["name"]},
+            owner={"id": users[0]["id"], "name": users[0]["name"]},
+            pairs=[industry_pair()],
+        ),
+        owner,
+    )
+    integration.refresh_from_db()
+    return integration
+
+
+def industry_pair() -> dict:
+    return {
+        "snovio_field": "customFields[Industry]",
+        "snovio_label": "Industry",
+        "pipedrive_field": custom_field_key("Industry"),
+        "pipedrive_label": "Industry",
+        "data_type": "text",
+    }
+
+
+def launched_integration(owner, sandbox, direction: str = Integration.Direction.TWO_WAY):
+    integration = ready_integration(owner, sandbox, direction)
+    problems = services.launch(integration, owner)
+    assert problems == [], problems
+    return integration
+
+
+def delete_pipedrive_field(sandbox, name: str) -> str:
+    key = custom_field_key(name)
+    with sandbox.lock:
+        del sandbox.pipedrive.state["person_fields"][key]
+    return key
+
+
+def add_pipedrive_field(sandbox, name: str, field_type: str = "varchar") -> str:
+    with sandbox.lock:
+        field = sandbox.pipedrive._insert_field(custom_field_key(name), name, field_type, 99, True)
+    return field["key"]
+
+
+def legacy_connection(owner) -> Connection:
+    return Connection.objects.create(
+        owner=owner,
+        provider=Provider.PIPEDRIVE,
+        auth_kind=Connection.AuthKind.API_TOKEN,
+        access_token=settings.SANDBOX_PIPEDRIVE_API_TOKEN,
+        account_name="Sandbox Company",
+    )
 
 
 @pytest.fixture

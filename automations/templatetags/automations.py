@@ -7,7 +7,7 @@ from typing import Any
 from django import template
 
 from automations import services
-from automations.engine import outcome_summary
+from automations.actions import outcome_summary
 from automations.forms import ActionForm
 from automations.models import AutomationRun
 from integrations.catalog import Catalog

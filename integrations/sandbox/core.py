@@ -13,55 +13,26 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
+import requests
 
-@dataclass
-class SandboxRequest:
-    method: str
-    path: str  # path below the remote's prefix, e.g. "/api/v2/persons"
-    query: dict[str, str] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
-    body: bytes = b""
+from integrations.sandbox.messages import SandboxRequest, SandboxResponse, json_response
+from integrations.sandbox.pipedrive import PipedriveSimulator
+from integrations.sandbox.seed import seed_sandbox
+from integrations.sandbox.snovio import SnovioSimulator
 
-    def json(self) -> Any:
-        if not self.body:
-            return {}
-        return json.loads(self.body)
-
-    def form(self) -> dict[str, str]:
-        return {k: v[-1] for k, v in parse_qs(self.body.decode(), keep_blank_values=True).items()}
-
-    def data(self) -> dict[str, Any]:
-        """JSON or form body, whichever the client sent."""
-        if "json" in self.headers.get("content-type", ""):
-            return self.json()
-        return self.form()
-
-    def header(self, name: str, default: str = "") -> str:
-        return self.headers.get(name.lower(), default)
-
-
-@dataclass
-class SandboxResponse:
-    status: int = 200
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    content_type: str = "application/json"
-
-    def content(self) -> bytes:
-        if isinstance(self.body, bytes):
-            return self.body
-        if isinstance(self.body, str):
-            return self.body.encode()
-        return json.dumps(self.body).encode()
-
-
-def json_response(body: Any, status: int = 200, **headers: str) -> SandboxResponse:
-    return SandboxResponse(status=status, body=body, headers=dict(headers))
+__all__ = [
+    "Fault",
+    "Sandbox",
+    "SandboxRequest",
+    "SandboxResponse",
+    "SandboxTimeout",
+    "json_response",
+    "remote_settings",
+]
 
 
 class Fault:
@@ -102,6 +73,16 @@ class Fault:
 LOST_RESPONSE = "lost_response"
 
 
+def remote_settings(url: str) -> dict[str, str]:
+    """The settings (or environment variables) that point SyncBridge at a sandbox at `url`."""
+    url = url.rstrip("/")
+    return {
+        "PIPEDRIVE_OAUTH_URL": f"{url}/pipedrive",
+        "PIPEDRIVE_API_URL": f"{url}/pipedrive",
+        "SNOVIO_API_URL": f"{url}/snovio",
+    }
+
+
 class SandboxTimeout(Exception):
     """Raised so the transport layer can present a timeout to the client."""
 
@@ -134,9 +115,6 @@ class Sandbox:
         clock: Callable[[], float] = time.time,
         settings: dict | None = None,
     ):
-        from integrations.sandbox.pipedrive import PipedriveSimulator
-        from integrations.sandbox.snovio import SnovioSimulator
-
         self.public_url = public_url.rstrip("/")
         self.state_file = Path(state_file) if state_file else None
         self.clock = clock
@@ -158,8 +136,6 @@ class Sandbox:
 
     # --- state -----------------------------------------------------------------------------
     def seed(self, **options) -> None:
-        from integrations.sandbox.seed import seed_sandbox
-
         with self.lock:
             seed_sandbox(self, **options)
             self.save()
@@ -280,8 +256,6 @@ class Sandbox:
 
     def handle_url(self, method: str, url: str, headers: dict, body: bytes) -> SandboxResponse:
         """Route a full URL (as a client would send it) to the right simulator."""
-        from urllib.parse import urlsplit
-
         parts = urlsplit(url)
         remote, _, rest = parts.path.lstrip("/").partition("/")
         if remote not in self.remotes:
@@ -312,6 +286,4 @@ class Sandbox:
 
 
 def _deliver_over_http(url: str, headers: dict, body: bytes) -> int:
-    import requests
-
     return requests.post(url, data=body, headers=headers, timeout=10).status_code

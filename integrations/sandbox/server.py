@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -32,8 +33,6 @@ def make_handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
                     result = sandbox.handle_url(self.command, url, headers, body)
             except SandboxTimeout:
                 # Hold the connection past any sane client timeout, then drop it.
-                import time
-
                 time.sleep(sandbox.config.get("timeout_seconds", 30))
                 self.close_connection = True
                 return

@@ -27,7 +27,7 @@ from openapi_core.security.factories import SecurityProviderFactory
 from openapi_core.security.providers import BaseProvider
 from openapi_core.testing import MockRequest, MockResponse
 
-from integrations.sandbox.core import SandboxRequest, SandboxResponse
+from integrations.sandbox.messages import SandboxRequest, SandboxResponse
 
 SPEC_FILES = {"v1": "openapi-v1.yaml", "v2": "openapi-v2.yaml"}
 # The specs' `servers` entries: requests are presented to openapi-core under these URLs.

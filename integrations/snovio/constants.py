@@ -98,16 +98,6 @@ TRIGGER_LABELS: dict[str, str] = {
     "campaign_finished": "Prospect finished campaign",
 }
 
-# Campaign history endpoint that is the catch-up source for each trigger (None: no history).
-TRIGGER_HISTORY: dict[str, str | None] = {
-    "email_sent": EMAILS_SENT_PATH,
-    "email_opened": EMAILS_OPENED_PATH,
-    "link_clicked": EMAILS_CLICKED_PATH,
-    "reply_received": EMAILS_REPLIES_PATH,
-    "email_bounced": None,
-    "campaign_finished": PROSPECTS_FINISHED_PATH,
-}
-
 
 def trigger_for(event_object: str, event_action: str) -> str | None:
     """The Trigger value a Snov.io webhook event stands for, or None if SyncBridge ignores it."""

@@ -12,7 +12,7 @@ from automations import services
 from automations.models import ActionKind, ActionOutcome, AutomationRun, Trigger
 from integrations.pipedrive.client import PipedriveClient
 from integrations.snovio.constants import TRIGGER_WEBHOOKS
-from tests.integrations.integration_support import launched_integration
+from tests.factories import launched_integration
 
 pytestmark = pytest.mark.django_db
 

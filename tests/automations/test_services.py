@@ -8,8 +8,7 @@ from django.core.exceptions import ValidationError
 from automations import services
 from automations.models import ActionKind, Scenario, ScenarioAction, Trigger
 from integrations.models import Integration
-from tests.automations.conftest import store_catalog
-from tests.automations.fakes import PIPELINES, STAGES
+from tests.automations.conftest import PIPELINES, STAGES, store_catalog
 
 pytestmark = pytest.mark.django_db
 

@@ -33,7 +33,7 @@ from django.test.utils import CaptureQueriesContext
 
 from automations import engine, services
 from automations.models import ActionKind, AutomationRun, Trigger
-from tests.integrations.integration_support import launched_integration
+from tests.factories import launched_integration
 
 N = int(os.environ.get("PROF_N", 60))
 TOP = int(os.environ.get("PROF_TOP", 45))
@@ -44,7 +44,7 @@ DUMP_DIR = os.environ.get("PROF_DIR", "")
 @pytest.fixture
 def http_sandbox(settings):
     """The seeded sandbox over HTTP in a thread; its webhooks are kept, not delivered."""
-    from integrations.sandbox.core import Sandbox
+    from integrations.sandbox.core import Sandbox, remote_settings
     from integrations.sandbox.server import make_handler
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(Sandbox(seed=False)))
@@ -67,9 +67,8 @@ def http_sandbox(settings):
     sandbox.deliver = deliver
     sandbox.handle = counted
     server.RequestHandlerClass = make_handler(sandbox)
-    settings.PIPEDRIVE_OAUTH_URL = f"{url}/pipedrive"
-    settings.PIPEDRIVE_API_URL = f"{url}/pipedrive"
-    settings.SNOVIO_API_URL = f"{url}/snovio"
+    for name, value in remote_settings(url).items():
+        setattr(settings, name, value)
     settings.PUBLIC_URL = "http://testserver"
     settings.PIPEDRIVE_BURST_LIMIT = 480
     thread = threading.Thread(target=server.serve_forever, name="sandbox", daemon=True)
@@ -109,10 +108,8 @@ def test_profile_one_event(http_sandbox, django_user_model, monkeypatch):
     hooks = [c for c in sandbox.captured if "/snovio/" in c[0]]
     assert len(hooks) == 2 * N, len(hooks)
 
-    import django_q.tasks
-
     # The runs are performed below, one by one: nothing is queued.
-    monkeypatch.setattr(django_q.tasks, "async_task", lambda *args, **kwargs: None)
+    monkeypatch.setattr("automations.queue.async_task", lambda *args, **kwargs: None)
 
     # --- the webhook view ---------------------------------------------------------------
     client = Client()

@@ -48,7 +48,8 @@ from django.db import connection
 
 from automations import services
 from automations.models import ActionKind, ActionOutcome, AutomationRun, Trigger
-from tests.integrations.integration_support import launched_integration
+from integrations.sandbox.core import remote_settings
+from tests.factories import launched_integration
 
 RATE = float(os.environ.get("BENCH_RATE", 20))  # events per second
 SECONDS = float(os.environ.get("BENCH_SECONDS", 10))
@@ -115,9 +116,8 @@ def sandbox_http(settings, live_server):
     sandbox = Sandbox(public_url=url, seed=True)
     sandbox.deliver = AsyncDeliveries()
     server.RequestHandlerClass = make_handler(sandbox)
-    settings.PIPEDRIVE_OAUTH_URL = f"{url}/pipedrive"
-    settings.PIPEDRIVE_API_URL = f"{url}/pipedrive"
-    settings.SNOVIO_API_URL = f"{url}/snovio"
+    for name, value in remote_settings(url).items():
+        setattr(settings, name, value)
     settings.PUBLIC_URL = live_server.url
     settings.PIPEDRIVE_BURST_LIMIT = BURST
     thread = threading.Thread(target=server.serve_forever, name="sandbox", daemon=True)
@@ -140,9 +140,7 @@ def qcluster(sandbox_http, live_server, tmp_path):
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
-        "PIPEDRIVE_OAUTH_URL": f"{sandbox_http.url}/pipedrive",
-        "PIPEDRIVE_API_URL": f"{sandbox_http.url}/pipedrive",
-        "SNOVIO_API_URL": f"{sandbox_http.url}/snovio",
+        **remote_settings(sandbox_http.url),
         "PUBLIC_URL": live_server.url,
         "PIPEDRIVE_BURST_LIMIT": str(BURST),
         "Q_WORKERS": str(WORKERS),

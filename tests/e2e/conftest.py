@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-# live_server runs the app in a thread next to the test's event loop (Playwright).
+# Playwright's sync API leaves an asyncio loop registered in the main thread from its first
+# browser test to the end of the session, and Django then refuses every ORM call in that thread
+# (SynchronousOnlyOperation). So this is set when the browser tests are collected, for the rest
+# of that session; a run without them (`pytest tests/integrations`) keeps Django's check.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -47,7 +50,7 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
 @pytest.fixture
 def sandbox_server(settings, live_server) -> Iterator:
     """The seeded sandbox as a real HTTP server on a free port, with the app pointed at it."""
-    from integrations.sandbox.core import Sandbox
+    from integrations.sandbox.core import Sandbox, remote_settings
     from integrations.sandbox.server import make_handler
 
     # Bind first: the sandbox hands out its own address (api_domain, consent form action).
@@ -57,9 +60,8 @@ def sandbox_server(settings, live_server) -> Iterator:
     # Strict: every Pipedrive request the app sends over HTTP is checked against the spec too.
     sandbox = Sandbox(public_url=url, seed=True, settings={"strict_spec": True})
     server.RequestHandlerClass = make_handler(sandbox)
-    settings.PIPEDRIVE_OAUTH_URL = f"{url}/pipedrive"
-    settings.PIPEDRIVE_API_URL = f"{url}/pipedrive"
-    settings.SNOVIO_API_URL = f"{url}/snovio"
+    for name, value in remote_settings(url).items():
+        setattr(settings, name, value)
     settings.PIPEDRIVE_REDIRECT_URI = f"{live_server.url}/connect/pipedrive/callback/"
     settings.PUBLIC_URL = live_server.url
     settings.HTTP_BACKOFF = 0.01
@@ -73,11 +75,3 @@ def sandbox_server(settings, live_server) -> Iterator:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-
-
-@pytest.fixture
-def tasks_inline(monkeypatch) -> None:
-    """django-q2 runs tasks in the calling thread (Q_CLUSTER is read once, at import)."""
-    import django_q.conf
-
-    monkeypatch.setattr(django_q.conf.Conf, "SYNC", True)

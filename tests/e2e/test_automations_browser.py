@@ -18,7 +18,7 @@ from playwright.sync_api import Page, expect
 
 from automations.models import ActionKind, AutomationRun, Trigger
 from integrations.pipedrive.client import PipedriveClient
-from tests.integrations.integration_support import ready_integration
+from tests.factories import ready_integration
 
 SHOTS = Path(django_settings.BASE_DIR) / "test-artifacts" / "screenshots"
 SUBJECT = "Call about the demo"
@@ -57,7 +57,7 @@ def add_action(page: Page, trigger: str, kind: str, **fields: str) -> None:
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
 def test_the_chain_built_in_step_5_runs_when_the_sandbox_fires_the_event(
-    page: Page, live_server, sandbox_server, tasks_inline, django_user_model
+    page: Page, live_server, sandbox_server, sync_tasks, django_user_model
 ):
     user = django_user_model.objects.create_user("ops", "ops@example.com", "ops-password-1")
     integration = ready_integration(user, sandbox_server)  # steps 1-4 done

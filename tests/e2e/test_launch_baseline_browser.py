@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 
 from integrations import tasks
 from tests.e2e.test_automations_browser import shot
-from tests.integrations.integration_support import ready_integration
+from tests.factories import ready_integration
 
 
 def both_apps(sandbox) -> tuple[dict, dict]:
@@ -30,7 +30,7 @@ def both_apps(sandbox) -> tuple[dict, dict]:
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
 def test_launch_without_a_transfer_changes_no_existing_contact_and_leaves_no_change_waiting(
-    page: Page, live_server, sandbox_server, tasks_inline, django_user_model
+    page: Page, live_server, sandbox_server, sync_tasks, django_user_model
 ):
     user = django_user_model.objects.create_user("ops", "ops@example.com", "ops-password-1")
     integration = ready_integration(user, sandbox_server)  # steps 1-4 done, two-way, all lists

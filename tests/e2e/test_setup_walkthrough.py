@@ -16,7 +16,7 @@ from django.conf import settings as django_settings
 from playwright.sync_api import Page, expect
 
 from integrations.models import Integration, StatusChange
-from tests.integrations.integration_support import delete_pipedrive_field
+from tests.factories import delete_pipedrive_field
 
 SHOTS = Path(django_settings.BASE_DIR) / "test-artifacts" / "screenshots"
 README_SHOT = Path(django_settings.BASE_DIR) / "docs" / "screenshots" / "settings.png"
@@ -32,7 +32,7 @@ def shot(page: Page, name: str, full_page: bool = True) -> Path:
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
 def test_admin_walks_through_the_seven_steps_launches_pauses_and_resumes(
-    page: Page, live_server, sandbox_server, tasks_inline, django_user_model, settings
+    page: Page, live_server, sandbox_server, sync_tasks, django_user_model, settings
 ):
     django_user_model.objects.create_user("ops", "ops@example.com", "ops-password-1")
     page.set_default_timeout(20_000)

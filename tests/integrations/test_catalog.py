@@ -8,10 +8,10 @@ from integrations import catalog, services
 from integrations.catalog import Catalog, Kind
 from integrations.models import Connection, RemoteCatalog
 from integrations.sandbox.pipedrive import custom_field_key
-from tests.integrations.integration_support import (
+from tests.factories import (
     add_pipedrive_field,
-    connected_integration,
     delete_pipedrive_field,
+    integration_with_both_apps,
     ready_integration,
 )
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_connecting_loads_every_kind_of_the_catalogue(user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     cat = Catalog.for_integration(integration)
     assert {row.kind for row in RemoteCatalog.objects.filter(integration=integration)} == set(
         Kind.values
@@ -44,7 +44,7 @@ def test_connecting_loads_every_kind_of_the_catalogue(user, sandbox):
 
 
 def test_snovio_custom_fields_are_keyed_by_their_label_next_to_the_standard_fields(user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     cat = Catalog.for_integration(integration)
     keys = {f["key"]: f for f in cat.items(Kind.SNOVIO_FIELDS)}
     assert keys["customFields[Industry]"] == {
@@ -58,7 +58,7 @@ def test_snovio_custom_fields_are_keyed_by_their_label_next_to_the_standard_fiel
 
 
 def test_pairable_fields_leave_out_system_fields_and_other_types(user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     cat = Catalog.for_integration(integration)
     snov = {f["key"] for f in cat.snovio_pairable_fields()}
     pipe = {f["name"] for f in cat.pipedrive_pairable_fields()}
@@ -67,14 +67,14 @@ def test_pairable_fields_leave_out_system_fields_and_other_types(user, sandbox):
 
 
 def test_a_refresh_with_nothing_new_says_so(user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     result = catalog.refresh_catalog(integration)
     assert not result.changed and not result.errors
     assert result.summary() == "Nothing changed since the last refresh."
 
 
 def test_refresh_picks_up_a_new_field(user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     key = add_pipedrive_field(sandbox, "Lead score", "double")
     sandbox.snovio.add_custom_field("Seniority")
     result = catalog.refresh_catalog(integration)
@@ -115,7 +115,7 @@ def test_refresh_reports_a_renamed_list_and_updates_the_saved_name(user, sandbox
 
 
 def test_refresh_notices_a_deleted_list_and_new_users_and_stages(user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     sandbox.snovio.delete_list("Re-engagement")
     sandbox.snovio.create_list("Webinar 2026")
     with sandbox.lock:
@@ -130,7 +130,7 @@ def test_an_unreachable_remote_keeps_its_catalogue_and_marks_the_connection_fail
     user, sandbox, settings
 ):
     settings.HTTP_MAX_RETRIES = 1
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     before = Catalog.for_integration(integration).items(Kind.SNOVIO_LISTS)
     sandbox.inject("snovio", "503", count=10)
     result = catalog.refresh_catalog(integration)

@@ -326,10 +326,13 @@ def test_refused_credentials_are_a_permanent_auth_error(mocked, status):
     assert failed.value.permanent
 
 
-def test_success_passes_raise_for_status(mocked):
-    answer(mocked, (201, {}))
+@pytest.mark.parametrize("status", [200, 201, 204, 304])
+def test_success_passes_raise_for_status(mocked, status):
+    mocked.add(responses.GET, URL, status=status)
+    response = requests.get(URL, timeout=1, allow_redirects=False)
 
-    raise_for_status(requests.get(URL, timeout=1), "remote")
+    assert response.status_code == status
+    assert raise_for_status(response, "remote") is None
 
 
 # --- RateLimiter ------------------------------------------------------------------------------

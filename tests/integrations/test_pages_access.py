@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from integrations import services
 from integrations.models import Integration
-from tests.integrations.integration_support import connected_integration, launched_integration
+from tests.factories import integration_with_both_apps, launched_integration
 
 pytestmark = pytest.mark.django_db
 
@@ -120,7 +120,7 @@ def test_no_form_answers_500_to_garbage(client_logged_in, user, sandbox, payload
 
 
 def test_garbage_during_setup_is_reported_next_to_the_fields(client_logged_in, user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     response = client_logged_in.post(url("data", integration), {"target_list": "999"})
     assert response.status_code == 200
     assert "Select a valid choice" in response.content.decode()

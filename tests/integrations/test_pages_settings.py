@@ -8,7 +8,7 @@ from django.urls import reverse
 from integrations import services, signals
 from integrations.models import Integration
 from integrations.sandbox.pipedrive import custom_field_key
-from tests.integrations.integration_support import (
+from tests.factories import (
     add_pipedrive_field,
     delete_pipedrive_field,
     launched_integration,

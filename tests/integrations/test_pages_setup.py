@@ -13,8 +13,8 @@ from django.urls import reverse
 from integrations.models import Connection, Integration
 from integrations.sandbox.pipedrive import custom_field_key
 from tests.conftest import SANDBOX_URL
-from tests.integrations.integration_support import (
-    connected_integration,
+from tests.factories import (
+    integration_with_both_apps,
     launched_integration,
     ready_integration,
 )
@@ -164,7 +164,7 @@ def test_the_later_steps_wait_for_both_connections(client_logged_in, user):
 
 
 def test_disconnect_removes_the_tokens(client_logged_in, user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     response = client_logged_in.post(url("disconnect", integration, provider="snovio"), follow=True)
     assert "its tokens are gone" in text(response)
     integration.refresh_from_db()
@@ -176,7 +176,7 @@ def test_disconnect_removes_the_tokens(client_logged_in, user, sandbox):
 
 
 def test_direction_defaults_to_two_way_with_one_sentence_for_each(client_logged_in, user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     page = text(client_logged_in.get(url("direction", integration)))
     assert 'id="direction-two_way" checked' in page
     assert "a change on either side reaches the other" in page
@@ -192,7 +192,7 @@ def test_direction_defaults_to_two_way_with_one_sentence_for_each(client_logged_
 
 
 def test_data_exchange_shows_every_section_for_two_way(client_logged_in, user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     page = text(client_logged_in.get(url("data", integration)))
     for marker in ("Sync-to Snov.io list", "Pipedrive owner", "All lists", "Email"):
         assert marker in page
@@ -203,7 +203,7 @@ def test_data_exchange_shows_every_section_for_two_way(client_logged_in, user, s
 
 
 def test_one_way_to_pipedrive_has_no_sync_to_list(client_logged_in, user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     integration.direction = Integration.Direction.TO_PIPEDRIVE
     integration.save()
     page = text(client_logged_in.get(url("data", integration)))
@@ -212,7 +212,7 @@ def test_one_way_to_pipedrive_has_no_sync_to_list(client_logged_in, user, sandbo
 
 
 def test_one_way_to_snovio_has_no_owner_and_no_sync_from_lists(client_logged_in, user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     integration.direction = Integration.Direction.TO_SNOVIO
     integration.save()
     page = text(client_logged_in.get(url("data", integration)))
@@ -222,7 +222,7 @@ def test_one_way_to_snovio_has_no_owner_and_no_sync_from_lists(client_logged_in,
 
 
 def test_the_sync_to_list_is_required(client_logged_in, user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     response = client_logged_in.post(
         url("data", integration), data_post(integration, target_list="")
     )
@@ -231,7 +231,7 @@ def test_the_sync_to_list_is_required(client_logged_in, user, sandbox):
 
 
 def test_lists_must_be_real_lists_of_the_account(client_logged_in, user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     response = client_logged_in.post(
         url("data", integration), data_post(integration, target_list="999999", owner="1")
     )
@@ -241,7 +241,7 @@ def test_lists_must_be_real_lists_of_the_account(client_logged_in, user, sandbox
 
 
 def test_all_lists_off_needs_a_chosen_list(client_logged_in, user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     response = client_logged_in.post(
         url("data", integration), data_post(integration, all_lists=None)
     )
@@ -261,7 +261,7 @@ def test_all_lists_off_needs_a_chosen_list(client_logged_in, user, sandbox):
 
 
 def test_the_duplicate_warning_shows_when_email_only_is_off(client_logged_in, user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     page = text(client_logged_in.get(url("data", integration)))
     assert (
         'id="email-warning" data-hide-when-checked="#id_only_with_email" role="alert" hidden'
@@ -276,7 +276,7 @@ def test_the_duplicate_warning_shows_when_email_only_is_off(client_logged_in, us
 
 
 def test_system_pairs_are_shown_locked(client_logged_in, user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     page = text(client_logged_in.get(url("data", integration)))
     assert page.count('class="system-pair"') == 7
     assert "<select disabled><option>Email</option></select>" in page
@@ -284,7 +284,7 @@ def test_system_pairs_are_shown_locked(client_logged_in, user, sandbox):
 
 
 def test_a_custom_pair_of_the_same_type_is_saved(client_logged_in, user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     form = with_pairs(integration, ("customFields[Industry]", INDUSTRY))
     assert client_logged_in.post(url("data", integration), form).status_code == 302
     pair = integration.field_mappings.get(is_system=False)
@@ -296,7 +296,7 @@ def test_a_custom_pair_of_the_same_type_is_saved(client_logged_in, user, sandbox
 
 
 def test_fields_of_different_types_cannot_be_paired(client_logged_in, user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     form = with_pairs(integration, ("customFields[Industry]", EMPLOYEES))
     response = client_logged_in.post(url("data", integration), form)
     assert response.status_code == 200
@@ -309,7 +309,7 @@ def test_fields_of_different_types_cannot_be_paired(client_logged_in, user, sand
 
 
 def test_a_field_cannot_be_paired_twice(client_logged_in, user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     form = with_pairs(
         integration,
         ("customFields[Industry]", INDUSTRY),
@@ -322,7 +322,7 @@ def test_a_field_cannot_be_paired_twice(client_logged_in, user, sandbox):
 
 
 def test_system_fields_cannot_be_paired_again(client_logged_in, user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     form = with_pairs(integration, ("email", "job_title"))
     response = client_logged_in.post(url("data", integration), form)
     row = response.context["formset"].forms[0]
@@ -331,7 +331,7 @@ def test_system_fields_cannot_be_paired_again(client_logged_in, user, sandbox):
 
 
 def test_a_pair_needs_its_pipedrive_side_before_it_is_saved(client_logged_in, user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     form = with_pairs(integration, ("customFields[Industry]", ""))
     response = client_logged_in.post(url("data", integration), form)
     row = response.context["formset"].forms[0]
@@ -364,7 +364,7 @@ def test_the_trash_removes_a_custom_pair_but_keeps_the_fields(client_logged_in, 
 
 
 def test_constants_have_one_row_per_receiving_side(client_logged_in, user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     page = text(client_logged_in.get(url("constants", integration)))
     assert "Records Pipedrive receives" in page and "Records Snov.io receives" in page
     integration.direction = Integration.Direction.TO_PIPEDRIVE
@@ -374,7 +374,7 @@ def test_constants_have_one_row_per_receiving_side(client_logged_in, user, sandb
 
 
 def test_a_constant_is_saved_for_a_receiving_side(client_logged_in, user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     response = client_logged_in.post(
         url("constants", integration),
         {"pipedrive_field": LEAD_SOURCE, "pipedrive_value": "Snov.io campaign"},
@@ -414,7 +414,7 @@ def test_a_constant_must_fit_its_field(client_logged_in, user, sandbox, form, fi
 
 
 def test_automations_are_a_step_only_when_data_flows_to_pipedrive(client_logged_in, user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     page = text(client_logged_in.get(url("automations", integration)))
     assert "5. Automations" in page
     assert page.count('class="automations-section"') == 1
@@ -431,7 +431,7 @@ def test_automations_are_a_step_only_when_data_flows_to_pipedrive(client_logged_
 
 
 def test_launch_lists_the_problems_and_stays_paused(client_logged_in, user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     page = text(client_logged_in.get(url("launch", integration)))
     assert "Fix 1 problem before launching" in page
     assert "No Snov.io list is chosen to receive contacts from Pipedrive." in page

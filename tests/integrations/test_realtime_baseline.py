@@ -6,22 +6,15 @@ from __future__ import annotations
 import copy
 import time
 
-import django_q.conf
 import pytest
 
 from integrations import services, tasks
 from integrations.models import Integration, PendingChange, RecordLink, SyncEvent, SyncRun
 from integrations.sync import catchup, realtime
 from integrations.sync.transfer import transfer
-from tests.factories import connected_integration
-from tests.integrations.integration_support import ready_integration
+from tests.factories import connected_integration, ready_integration
 
 pytestmark = [pytest.mark.django_db]
-
-
-@pytest.fixture
-def sync_tasks(monkeypatch):
-    monkeypatch.setattr(django_q.conf.Conf, "SYNC", True)
 
 
 def pipedrive_state(sandbox) -> dict:

@@ -9,9 +9,9 @@ from automations.models import ActionKind, Scenario, ScenarioAction, Trigger
 from integrations import fieldspec, services, signals
 from integrations.http import AuthError
 from integrations.models import Connection, Integration, Provider, StatusChange
-from tests.integrations.integration_support import (
-    connected_integration,
+from tests.factories import (
     delete_pipedrive_field,
+    integration_with_both_apps,
     launched_integration,
     legacy_connection,
     ready_integration,
@@ -65,7 +65,7 @@ def test_a_new_integration_has_every_system_pair_locked(user):
 
 
 def test_connecting_both_apps_leaves_the_integration_paused_until_launch(user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     assert integration.status == Status.PAUSED
     assert integration.pipedrive.auth_kind == Connection.AuthKind.OAUTH
     assert integration.pipedrive.account_name == "Sandbox Company (Robin Admin)"
@@ -168,7 +168,7 @@ def test_launch_makes_the_integration_active_and_records_it(user, sandbox):
 
 
 def test_two_way_cannot_launch_without_a_sync_to_list(user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     problems = services.launch(integration, user)
     assert [p.field for p in problems] == ["target_list"]
     assert "No Snov.io list is chosen" in problems[0].message
@@ -178,13 +178,13 @@ def test_two_way_cannot_launch_without_a_sync_to_list(user, sandbox):
 
 
 def test_one_way_to_pipedrive_needs_no_sync_to_list(user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     services.save_direction(integration, Integration.Direction.TO_PIPEDRIVE, user)
     assert services.launch(integration, user) == []
 
 
 def test_one_way_to_snovio_needs_a_list_but_no_owner(user, sandbox):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     integration.pipedrive_owner_id = None
     integration.save()
     services.save_direction(integration, Integration.Direction.TO_SNOVIO, user)
@@ -203,7 +203,7 @@ def test_chosen_lists_are_required_when_all_lists_is_off(user, sandbox):
 
 
 def test_saving_settings_restarts_sync_on_them(user, sandbox, received):
-    integration = connected_integration(user, sandbox)
+    integration = integration_with_both_apps(user, sandbox)
     received.clear()
     services.save_direction(integration, Integration.Direction.TO_SNOVIO, user)
     integration.refresh_from_db()

@@ -1,4 +1,6 @@
-"""`make demo`: migrate, create the demo login, start sandbox + web server + worker."""
+"""`make demo`: migrate, create the demo login, start sandbox + web server + worker.
+
+A command of the sandbox app: `SYNCBRIDGE_SANDBOX=true python manage.py demo` (`make demo`)."""
 
 import os
 import signal
@@ -11,6 +13,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+
+from integrations.sandbox.core import remote_settings
 
 DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
 
@@ -79,11 +83,11 @@ class Command(BaseCommand):
 
     def _child_env(self, sandbox_url: str, web_url: str) -> dict:
         env = dict(os.environ)
+        env.setdefault("SYNCBRIDGE_SANDBOX", "true")  # the `sandbox` command lives in that app
         env.setdefault("DEBUG", "true")
         env.setdefault("PUBLIC_URL", web_url)
-        env.setdefault("PIPEDRIVE_OAUTH_URL", f"{sandbox_url}/pipedrive")
-        env.setdefault("PIPEDRIVE_API_URL", f"{sandbox_url}/pipedrive")
-        env.setdefault("SNOVIO_API_URL", f"{sandbox_url}/snovio")
+        for name, value in remote_settings(sandbox_url).items():
+            env.setdefault(name, value)
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 

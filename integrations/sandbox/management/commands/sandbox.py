@@ -1,3 +1,9 @@
+"""`python manage.py sandbox`: both simulators as one HTTP server (for the demo and benchmarks).
+
+A command of the sandbox app, so it exists only with SYNCBRIDGE_SANDBOX=true."""
+
+from pathlib import Path
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -32,8 +38,6 @@ class Command(BaseCommand):
         public_url = options["public_url"] or f"http://{options['host']}:{options['port']}"
         state_file = options["state_file"] or None
         if options["reset"] and state_file:
-            from pathlib import Path
-
             Path(state_file).unlink(missing_ok=True)
         sandbox = Sandbox(
             public_url=public_url,

@@ -1,0 +1,294 @@
+"""Receiving events and running them: one `AutomationRun` per event, held while the integration
+is not Active, performed in order per contact under a lease.
+
+Ordering and double runs. The runs of one contact (integration + email) are performed in the
+order they were received, by one worker at a time: a task always starts from the contact's
+oldest pending run and carries on through the newer ones, and each run is claimed with a
+compare-and-swap lease before it is touched. Contacts run in parallel."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from automations.actions import is_provisional, perform_action
+from automations.events import CampaignEvent, event_key, parse_event, raw_key
+from automations.lookups import RunContext, not_in_synced_list
+from automations.models import ActionOutcome, AutomationRun, ScenarioAction, Trigger
+from integrations.http import RemoteError
+from integrations.models import Integration
+
+log = logging.getLogger(__name__)
+
+
+TASK = "automations.tasks.run_contact_queue"
+# A claimed run whose worker stopped answering may be taken over after this long (the
+# django-q2 task timeout is 600 s, so a live worker never holds a run longer).
+LEASE_SECONDS = 660
+RUNNING_PREFIX = "Running since "
+HELD_REASON = "Held while the integration is {status}; runs when it is Active again."
+INTERNAL_ERROR = "Interrupted by an internal error"
+
+
+# --- receiving -----------------------------------------------------------------------------
+def receive_event(integration: Integration, payload: dict) -> AutomationRun:
+    """Store one campaign event (once per event key) and run or hold it."""
+    try:
+        event = parse_event(payload)
+    except ValueError as exc:
+        event = CampaignEvent(
+            trigger=None, email="", data=payload if isinstance(payload, dict) else {}
+        )
+        reason = f"Not a Snov.io campaign event: {exc}"
+    else:
+        reason = ""
+    if not reason and not event.trigger:
+        reason = f"SyncBridge does not automate {event.event_object}/{event.event_action} events."
+    elif not reason and not event.email:
+        reason = "The event names no recipient email."
+    elif not reason and not integration.sends_to_pipedrive:
+        reason = "Automations are idle: data does not flow to Pipedrive in this integration."
+
+    status = AutomationRun.Status.PENDING
+    if reason:
+        status = AutomationRun.Status.IGNORED
+    elif integration.status != Integration.Status.ACTIVE:
+        reason = HELD_REASON.format(status=integration.get_status_display())
+    elif not _has_enabled_actions(integration, event.trigger):
+        status, reason = AutomationRun.Status.NO_SCENARIO, _no_scenario_reason(event.trigger)
+
+    key = event_key(event) if event.trigger else raw_key(payload)
+    defaults = {
+        "trigger": event.trigger or "",
+        "email": event.email,
+        "payload": payload if isinstance(payload, dict) else {"body": payload},
+        "status": status,
+        "reason": reason,
+        "finished_at": None if status == AutomationRun.Status.PENDING else timezone.now(),
+    }
+    # Insert first (a duplicate fails on the unique key): one write, no read-then-write race,
+    # and no lock upgrade for SQLite to refuse under concurrent deliveries.
+    try:
+        with transaction.atomic():
+            run = AutomationRun.objects.create(integration=integration, event_key=key, **defaults)
+        created = True
+    except IntegrityError:  # the same event was delivered before (or at the same moment)
+        run, created = AutomationRun.objects.get(integration=integration, event_key=key), False
+    if not created:
+        log.info("automation event %s for integration %s already received", key, integration.pk)
+        return run
+    if (
+        run.status == AutomationRun.Status.PENDING
+        and integration.status == Integration.Status.ACTIVE
+    ):
+        enqueue(run)
+    return run
+
+
+def enqueue(run: AutomationRun) -> None:
+    """Queue the run's contact (after the current transaction commits)."""
+    run_id = run.pk
+
+    def _send() -> None:
+        # save=False: the AutomationRun and its outcomes are the record of a run, so a
+        # successful task leaves no django-q2 Task row (saving one costs the monitor an
+        # insert plus a pass over the saved successes to prune them, in a write transaction,
+        # for every event). A task that raises is still saved as failed.
+        async_task(
+            TASK, run_id, task_name=f"automation-run-{run_id}", group="automations", save=False
+        )
+
+    transaction.on_commit(_send)
+
+
+def release_held(integration: Integration) -> int:
+    """Queue every held run of an Active integration, oldest contact first. Returns how many."""
+    if integration.status != Integration.Status.ACTIVE:
+        return 0
+    held = AutomationRun.objects.filter(
+        integration=integration, status=AutomationRun.Status.PENDING
+    ).order_by("received_at", "pk")
+    seen: set[str] = set()
+    count = 0
+    for run in held.only("pk", "email"):
+        count += 1
+        if run.email in seen:
+            continue  # the contact's task performs its later runs in order
+        seen.add(run.email)
+        enqueue(run)
+    return count
+
+
+# --- running -------------------------------------------------------------------------------
+def run_automations(run: AutomationRun | int) -> AutomationRun:
+    """Perform a run's actions, after any older held run of the same contact, in order.
+
+    Carries on through the contact's newer pending runs, so a task never leaves one behind.
+    A run that another worker holds, or that must wait (integration not Active), is left
+    pending. Returns the run as it is now.
+    """
+    run_id = run.pk if isinstance(run, AutomationRun) else int(run)
+    contact = AutomationRun.objects.filter(pk=run_id).values_list("integration_id", "email")
+    first = contact.first()
+    if first is None:
+        raise AutomationRun.DoesNotExist(f"AutomationRun {run_id} does not exist")
+    done: dict[int, AutomationRun] = {}
+    while True:
+        head = _oldest_pending(*first, exclude=done)
+        if head is None or not _perform_run(head):
+            break
+        done[head.pk] = head
+    if run_id in done:
+        return done[run_id]  # finished here: `_finish` left it as it is in the database
+    return AutomationRun.objects.get(pk=run_id)
+
+
+def _oldest_pending(
+    integration_id: int, email: str, exclude: Iterable[int]
+) -> AutomationRun | None:
+    return (
+        AutomationRun.objects.filter(
+            integration_id=integration_id, email=email, status=AutomationRun.Status.PENDING
+        )
+        .exclude(pk__in=list(exclude))
+        .order_by("received_at", "pk")
+        .first()
+    )
+
+
+def _perform_run(run: AutomationRun) -> bool:
+    """Run one pending run to its end. False when it could not be taken (held or busy)."""
+    integration = Integration.objects.select_related("pipedrive", "snovio").get(
+        pk=run.integration_id
+    )
+    if not integration.sends_to_pipedrive:
+        _finish(
+            run,
+            AutomationRun.Status.IGNORED,
+            "Automations are idle: data does not flow to Pipedrive.",
+        )
+        return True
+    if integration.status != Integration.Status.ACTIVE:
+        _hold(run, integration)
+        return False
+    if not _claim(run):
+        return False
+    try:
+        _execute(run, integration)
+    except BaseException as exc:
+        # Unexpected (a bug, the database): leave the run pending so it runs again.
+        _release(run, f"{INTERNAL_ERROR} ({exc.__class__.__name__}); runs again.")
+        raise
+    return True
+
+
+def _claim(run: AutomationRun) -> bool:
+    """Take the run with a compare-and-swap on its reason (the lease), as it was just read."""
+    if run.status != AutomationRun.Status.PENDING:
+        return False
+    current = run.reason
+    if current.startswith(RUNNING_PREFIX):
+        try:
+            since = datetime.fromisoformat(current.removeprefix(RUNNING_PREFIX))
+        except ValueError:
+            since = None
+        if since and timezone.now() - since < timedelta(seconds=LEASE_SECONDS):
+            return False  # another worker is on it
+    lease = RUNNING_PREFIX + timezone.now().isoformat()
+    taken = AutomationRun.objects.filter(
+        pk=run.pk, status=AutomationRun.Status.PENDING, reason=current
+    ).update(reason=lease)
+    if taken:
+        run.reason = lease
+        # A run taken over from a stopped worker, or released after an error, may have
+        # outcomes already: only then are they looked up.
+        run.retried = current.startswith((RUNNING_PREFIX, INTERNAL_ERROR))
+    return bool(taken)
+
+
+def _release(run: AutomationRun, reason: str) -> None:
+    AutomationRun.objects.filter(pk=run.pk, status=AutomationRun.Status.PENDING).update(
+        reason=reason
+    )
+
+
+def _hold(run: AutomationRun, integration: Integration) -> None:
+    reason = HELD_REASON.format(status=integration.get_status_display())
+    AutomationRun.objects.filter(pk=run.pk, status=AutomationRun.Status.PENDING).exclude(
+        reason__startswith=RUNNING_PREFIX
+    ).update(reason=reason)
+
+
+def _finish(run: AutomationRun, status: str, reason: str) -> None:
+    finished_at = timezone.now()
+    AutomationRun.objects.filter(pk=run.pk).update(
+        status=status, reason=reason, finished_at=finished_at
+    )
+    run.status, run.reason, run.finished_at = status, reason, finished_at
+
+
+def enabled_actions(integration: Integration, trigger: str) -> list[ScenarioAction]:
+    """The trigger's enabled actions in order (none when its scenario is switched off)."""
+    return list(
+        ScenarioAction.objects.filter(
+            scenario__integration=integration,
+            scenario__trigger=trigger,
+            scenario__enabled=True,
+            enabled=True,
+        ).order_by("position", "pk")
+    )
+
+
+def _has_enabled_actions(integration: Integration, trigger: str | None) -> bool:
+    return (
+        bool(trigger)
+        and ScenarioAction.objects.filter(
+            scenario__integration=integration,
+            scenario__trigger=trigger,
+            scenario__enabled=True,
+            enabled=True,
+        ).exists()
+    )
+
+
+def _no_scenario_reason(trigger: str | None) -> str:
+    label = Trigger(trigger).label if trigger in Trigger.values else trigger
+    return f"No enabled action for “{label}”."
+
+
+def _execute(run: AutomationRun, integration: Integration) -> None:
+    actions = enabled_actions(integration, run.trigger)
+    if not actions:
+        _finish(run, AutomationRun.Status.NO_SCENARIO, _no_scenario_reason(run.trigger))
+        return
+    event = parse_event(run.payload)
+    ctx = RunContext(integration=integration, run=run, event=event)
+    try:
+        not_synced = not_in_synced_list(ctx)
+    except RemoteError as exc:
+        not_synced = None
+        ctx.person_error = f"Could not check the prospect's Snov.io lists: {exc}"
+    if not_synced:
+        _finish(run, AutomationRun.Status.IGNORED, not_synced)
+        return
+    previous = {o.kind: o for o in run.outcomes.all()} if getattr(run, "retried", True) else {}
+    outcomes: list[ActionOutcome] = []
+    for action in actions:
+        prior = previous.get(action.kind)
+        if prior and not is_provisional(prior):
+            outcomes.append(prior)  # finished by an earlier attempt of this run
+            continue
+        outcomes.append(perform_action(ctx, action, prior))
+    counts = {o: sum(1 for x in outcomes if x.outcome == o) for o in ActionOutcome.Outcome.values}
+    status = (
+        AutomationRun.Status.DONE
+        if counts[ActionOutcome.Outcome.DONE] == len(outcomes)
+        else AutomationRun.Status.PARTIAL
+    )
+    summary = ", ".join(f"{n} {label}" for label, n in counts.items() if n)
+    _finish(run, status, summary)
