@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import pytest
 import responses
+from django.utils import timezone
 
 from integrations.models import Integration, ListSelection, Provider, SyncRun
 from integrations.pipedrive.client import PipedriveClient
@@ -14,7 +15,8 @@ from integrations.sandbox import seed
 from integrations.sandbox.pipedrive import custom_field_key
 from integrations.sandbox.testing import serve_in_process
 from integrations.snovio.client import SnovioClient
-from integrations.sync.transfer import transfer
+from integrations.sync.locks import LEASE
+from integrations.sync.transfer import Slice, run_slice, transfer
 from integrations.tasks import create_run
 from tests.conftest import make_sandbox
 from tests.factories import connected_integration, fast_limits  # noqa: F401
@@ -347,8 +349,10 @@ def test_a_transfer_killed_mid_way_and_started_again_ends_like_an_uninterrupted_
     assert run.status == SyncRun.Status.RUNNING and run.done > 0  # left resumable
     assert integration.status == Integration.Status.SYNCING
     assert create_run(integration, direction, None) == run  # never a second transfer
+    # Until its lease expires the dead worker might be alive: no one else touches the run.
+    assert run_slice(run, page_size=20)[1] is Slice.BUSY
 
-    resumed = transfer(run, page_size=20)
+    resumed, _ = run_slice(run, page_size=20, now=timezone.now() + LEASE)
 
     assert resumed.status == SyncRun.Status.DONE
     assert end_state(integration) == expected_state
@@ -514,11 +518,10 @@ def test_a_transfer_whose_worker_died_is_resumed_by_the_scheduled_catch_up(
 
     with pytest.raises(WorkerKilled):
         transfer(run, page_size=20, after_page=die)
-    assert resume_stalled_transfers() == 0  # its last checkpoint is recent: maybe still alive
-    run.refresh_from_db()
-    run.checkpoint["heartbeat"] = "2020-01-01T00:00:00+00:00"
-    run.save()
+    assert resume_stalled_transfers() == 0  # its lease has not expired: maybe still alive
     monkeypatch.setattr(django_q.conf.Conf, "SYNC", True)
+    # The lease expiring stands for its 20 seconds passing.
+    SyncRun.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now())
 
     assert resume_stalled_transfers() == 1
 
