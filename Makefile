@@ -46,3 +46,17 @@ bench: install
 
 clean:
 	rm -rf var db.sqlite3 test-artifacts
+
+# Transfer crash trials (workers killed at random points, runs resumed by the watch), more
+# than `make test` runs: CRASH_TRIALS (default 50) seeds from CRASH_SEED (default 0).
+.PHONY: soak soak-transfer
+soak: soak-transfer
+
+soak-transfer: install
+	@trials=$${CRASH_TRIALS:-50}; \
+	out=$$(CRASH_TRIALS=$$trials DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest \
+	  tests/integrations/test_transfer_crash.py -q -p no:randomly -rf $(PYTEST_ARGS) 2>&1); \
+	status=$$?; \
+	echo "$$out" | grep -E "^(FAILED|ERROR)|[0-9]+ (passed|failed)"; \
+	echo "transfer crash trials: $$trials, violations: $$(echo "$$out" | grep -cE "^(FAILED|ERROR)")"; \
+	exit $$status

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 import responses
@@ -529,3 +530,83 @@ def test_a_transfer_whose_worker_died_is_resumed_by_the_scheduled_catch_up(
     assert run.status == SyncRun.Status.DONE and run.done == run.total == len(PROSPECTS)
     integration.refresh_from_db()
     assert integration.status == Integration.Status.ACTIVE
+
+
+def test_a_queued_transfer_whose_task_was_lost_is_queued_again_after_a_minute(
+    sandbox, integration, monkeypatch
+):
+    import django_q.conf
+
+    from integrations.tasks import QUEUED_GRACE, resume_stalled_transfers
+
+    run = create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, None)  # its task never ran
+    assert resume_stalled_transfers() == 0  # a worker may still be about to take it
+    monkeypatch.setattr(django_q.conf.Conf, "SYNC", True)
+
+    assert resume_stalled_transfers(now=timezone.now() + QUEUED_GRACE) == 1
+
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.DONE and run.done == len(PROSPECTS)
+
+
+def test_the_watch_of_a_live_transfer_only_looks_again_when_its_lease_would_expire(
+    sandbox, integration
+):
+    from django_q.models import Schedule
+
+    from integrations import tasks
+    from integrations.sync.locks import RunLease
+
+    run = create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, None)
+    assert RunLease(run.pk, owner="worker-a").take()  # a live worker executes it
+    run.refresh_from_db()
+    sandbox.request_log.clear()
+
+    assert tasks.watch_transfer(run.pk) == f"transfer {run.pk}: alive"
+
+    watch = Schedule.objects.get(name=tasks.watch_name(run.pk))
+    assert watch.next_run == run.lease_expires_at + tasks.WATCH_DELAY
+    assert watch.func == "integrations.tasks.watch_transfer" and watch.args == str(run.pk)
+    assert not sandbox.request_log and not run.events.exists()  # nothing was done to the run
+    # The worst case from a worker's death to its run taken over: the lease, then the watch,
+    # then a full cycle of django-q2's scheduler.
+    assert LEASE + tasks.WATCH_DELAY + tasks.SCHEDULER_CYCLE <= timedelta(seconds=60)
+
+
+def test_a_worker_that_lost_its_lease_stops_without_touching_the_run(sandbox, integration):
+    from integrations.sync.locks import RunLease
+
+    run = create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, None)
+
+    def taken_over(run):
+        # Another worker took the run over (this one was thought dead).
+        SyncRun.objects.filter(pk=run.pk).update(lease_owner="worker-b")
+
+    stopped, state = run_slice(run, page_size=20, after_page=taken_over)
+
+    assert state is Slice.BUSY
+    stopped.refresh_from_db()
+    assert stopped.status == SyncRun.Status.RUNNING and stopped.lease_owner == "worker-b"
+    assert stopped.done == 20  # the first page only: it stopped at its next renewal
+    assert RunLease(run.pk, owner="worker-b").take()
+
+
+def test_a_transfer_is_cut_into_slices_that_each_queue_the_next(sandbox, integration, monkeypatch):
+    from integrations import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks, "SLICE_SECONDS", 0.000001)  # every page uses the slice up
+    monkeypatch.setattr(tasks, "enqueue_transfer", queued.append)
+    run = create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, None)
+    run.checkpoint["page_size"] = 50
+    run.save()
+
+    slices = [tasks.run_transfer(run.pk)]
+    while queued:
+        slices.append(tasks.run_transfer(queued.pop()))
+
+    ends = [s.split(",")[0].removeprefix(f"transfer {run.pk}: ") for s in slices]
+    assert len(ends) >= 3 and ends == ["more"] * (len(ends) - 1) + ["finished"]
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.DONE and run.done == run.total == len(PROSPECTS)
+    assert run.events.values("record_id").distinct().count() == run.done

@@ -9,26 +9,20 @@ from __future__ import annotations
 
 import functools
 import io
-import threading
-from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
 import django_q.conf
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
-from django.db.models import Count
 from django.test import Client
 from django.urls import reverse
 
 from integrations import tasks
 from integrations.models import Integration, SyncEvent, SyncRun
-from integrations.pipedrive.client import PipedriveClient
-from integrations.snovio.client import SnovioClient
-from integrations.sync import mapping
 from tests.factories import connected_integration, fast_limits  # noqa: F401
+from tests.integrations.exactly_once import assert_transferred_exactly_once, at_once
 
 pytestmark = pytest.mark.usefixtures("fast_limits")
 
@@ -40,62 +34,6 @@ needs_postgresql = pytest.mark.skipif(
 concurrent = [pytest.mark.django_db(transaction=True), needs_postgresql]
 
 TO_PIPEDRIVE = SyncRun.Direction.TO_PIPEDRIVE
-
-
-# --- what every test ends with ----------------------------------------------------------------
-def duplicated_emails(integration: Integration) -> dict[str, int]:
-    """Emails held by more than one person in Pipedrive, or by more than one prospect."""
-    persons = PipedriveClient.for_connection(integration.pipedrive).iter_persons()
-    in_pipedrive = Counter(e for p in persons for e in set(mapping.person_emails(p)))
-    snovio = SnovioClient.for_connection(integration.snovio)
-    prospects: dict[str, dict] = {}
-    for lst in snovio.get_user_lists():
-        for prospect in snovio.iter_prospects(lst["id"]):
-            prospects.setdefault(str(prospect["id"]), prospect)
-    in_snovio = Counter(e for p in prospects.values() for e in set(mapping.prospect_emails(p)))
-    return {
-        f"{side}: {email}": n
-        for side, seen in (("Pipedrive", in_pipedrive), ("Snov.io", in_snovio))
-        for email, n in seen.items()
-        if n > 1
-    }
-
-
-def records_with_two_events(run: SyncRun) -> list[str]:
-    repeated = run.events.values("record_id").annotate(n=Count("id")).filter(n__gt=1)
-    return [row["record_id"] for row in repeated]
-
-
-def assert_transferred_exactly_once(integration: Integration, run: SyncRun) -> None:
-    run.refresh_from_db()
-    assert run.status == SyncRun.Status.DONE, run.error
-    assert records_with_two_events(run) == []
-    assert run.events.count() == run.total == run.done
-    assert duplicated_emails(integration) == {}
-    integration.refresh_from_db()
-    assert integration.status == Integration.Status.ACTIVE
-
-
-def at_once(*calls: Callable[[], Any]) -> list[Any]:
-    """Run the calls in threads released together; their results (or exceptions), in order."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def work(position: int, call: Callable[[], Any]) -> None:
-        try:
-            barrier.wait()
-            results[position] = call()
-        except Exception as exc:  # handed to the test, which says what it expected
-            results[position] = exc
-        finally:
-            connection.close()  # each thread has its own connection
-
-    threads = [threading.Thread(target=work, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    return results
 
 
 # --- the page --------------------------------------------------------------------------------
