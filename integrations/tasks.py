@@ -150,20 +150,25 @@ def enqueue_transfer(run_id: int) -> None:
     async_task("integrations.tasks.run_transfer", run_id, task_name=f"transfer-{run_id}")
 
 
-def run_transfer(run_id: int, now: datetime | None = None) -> str:
-    """Execute one slice of the run (if no other worker does), then queue the next one."""
+def run_transfer(run_id: int, now: datetime | None = None, resume_failed: bool = False) -> str:
+    """Execute one slice of the run (if no other worker does), then queue the next one.
+
+    A failed run is resumed only when asked (`resume_failed`: the retry after a rate limit),
+    never by a stray duplicate of its task.
+    """
     run = SyncRun.objects.filter(pk=run_id).first()
     if run is None:
         return f"transfer {run_id}: no such run"
-    if run.is_active:
+    runnable = run.is_active or resume_failed
+    if runnable:
         # Should this worker die, the watch hands the run to another one.
         arm_watch(run.pk, timezone.now() + LEASE + WATCH_DELAY)
-    run, state = run_slice(run, budget=SLICE_SECONDS, now=now)
+    run, state = run_slice(run, budget=SLICE_SECONDS, now=now, resume_failed=resume_failed)
     if state is Slice.MORE:
         enqueue_transfer(run.pk)
     elif state is Slice.FINISHED:
         disarm_watch(run.pk)
-        if run.status == SyncRun.Status.FAILED and "rate limit" in run.error:
+        if runnable and run.status == SyncRun.Status.FAILED and "rate limit" in run.error:
             _resume_after_rate_limit(run)
     return f"transfer {run.pk}: {state.value}, {run.status} {run.summary()}"
 
@@ -173,6 +178,7 @@ def _resume_after_rate_limit(run: SyncRun) -> None:
     Schedule.objects.create(
         func="integrations.tasks.run_transfer",
         args=str(run.pk),
+        kwargs="resume_failed=True",
         schedule_type=Schedule.ONCE,
         next_run=timezone.now() + timedelta(minutes=1),
         name=f"resume-transfer-{run.pk}-{timezone.now():%H%M%S}",

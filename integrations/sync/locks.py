@@ -184,10 +184,13 @@ class RunLease:
         self.owner = owner or worker_name()
         self.renewed_at: datetime | None = None
 
-    def take(self, now: datetime | None = None) -> bool:
+    def take(self, now: datetime | None = None, resume_failed: bool = False) -> bool:
+        """Take the lease; `resume_failed`: a Failed run may be resumed too (Running again)."""
         now = now or timezone.now()
         free = Q(lease_owner="") | Q(lease_expires_at__lt=now) | Q(lease_owner=self.owner)
-        resumable = Q(status__in=SyncRun.ACTIVE) | Q(status=SyncRun.Status.FAILED)
+        resumable = Q(status__in=SyncRun.ACTIVE)
+        if resume_failed:
+            resumable |= Q(status=SyncRun.Status.FAILED)
         try:
             with transaction.atomic():
                 taken = (

@@ -94,11 +94,12 @@ def transfer(
     after_page: Hook | None = None,
     ctx: SyncContext | None = None,
 ) -> SyncRun:
-    """Run (or resume) a transfer to its end. `after_page` is called after each checkpoint.
-
-    Returns at once, without doing anything, when another worker is executing the run.
+    """Run (or resume, even a failed one) a transfer to its end. `after_page` is called after
+    each checkpoint. Returns at once, without doing anything, when another worker executes it.
     """
-    return run_slice(run, page_size=page_size, after_page=after_page, ctx=ctx)[0]
+    return run_slice(run, page_size=page_size, after_page=after_page, ctx=ctx, resume_failed=True)[
+        0
+    ]
 
 
 def run_slice(
@@ -109,14 +110,16 @@ def run_slice(
     after_page: Hook | None = None,
     ctx: SyncContext | None = None,
     now: datetime | None = None,
+    resume_failed: bool = False,
 ) -> tuple[SyncRun, Slice]:
     """Execute the run for about `budget` seconds (None: to its end), if no one else does.
 
-    `now` is when the lease is taken (tests pass a later time to stand for time passing).
+    `now` is when the lease is taken (tests pass a later time to stand for time passing);
+    a failed run is left alone unless `resume_failed` (a retry after a rate limit).
     """
     with locks.run_lock(run.pk) as mine:
         lease = locks.RunLease(run.pk)
-        if not mine or not lease.take(now):
+        if not mine or not lease.take(now, resume_failed=resume_failed):
             run.refresh_from_db()
             return run, (Slice.BUSY if run.is_active else Slice.FINISHED)
         try:

@@ -610,3 +610,28 @@ def test_a_transfer_is_cut_into_slices_that_each_queue_the_next(sandbox, integra
     run.refresh_from_db()
     assert run.status == SyncRun.Status.DONE and run.done == run.total == len(PROSPECTS)
     assert run.events.values("record_id").distinct().count() == run.done
+
+
+def test_a_transfer_stopped_by_a_rate_limit_is_resumed_by_its_schedule_only(sandbox, integration):
+    from django_q.models import Schedule
+
+    from integrations import tasks
+
+    run = create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, None)
+    sandbox.inject("pipedrive", "429", count=50, path=r"^/api/v2/persons$", method="POST")
+    tasks.run_transfer(run.pk)
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.FAILED and "rate limit" in run.error
+    retry = Schedule.objects.get(func="integrations.tasks.run_transfer")
+    assert (retry.args, retry.kwargs) == (str(run.pk), "resume_failed=True")
+    sandbox.faults.clear()
+
+    # A stray copy of its task (a duplicate delivery) leaves the failed run alone...
+    assert tasks.run_transfer(run.pk).startswith(f"transfer {run.pk}: finished, failed")
+    assert Schedule.objects.filter(func="integrations.tasks.run_transfer").count() == 1
+    # ...the schedule resumes it from its checkpoint.
+    tasks.run_transfer(run.pk, resume_failed=True)
+
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.DONE and run.done == run.total == len(PROSPECTS)
+    assert run.events.values("record_id").distinct().count() == run.done
