@@ -55,8 +55,8 @@ soak: soak-transfer
 soak-transfer: install
 	@trials=$${CRASH_TRIALS:-50}; \
 	out=$$(CRASH_TRIALS=$$trials DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest \
-	  tests/integrations/test_transfer_crash.py -q -p no:randomly -rf $(PYTEST_ARGS) 2>&1); \
+	  tests/integrations/test_transfer_crash.py -q -s -p no:randomly -rf $(PYTEST_ARGS) 2>&1); \
 	status=$$?; \
-	echo "$$out" | grep -E "^(FAILED|ERROR)|[0-9]+ (passed|failed)"; \
+	echo "$$out" | grep -E "^seed=|^(FAILED|ERROR)|[0-9]+ (passed|failed)"; \
 	echo "transfer crash trials: $$trials, violations: $$(echo "$$out" | grep -cE "^(FAILED|ERROR)")"; \
 	exit $$status
