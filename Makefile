@@ -53,9 +53,24 @@ demo: install
 bench: install
 	DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest tests/bench -p no:randomly -s $(PYTEST_ARGS)
 
-# Long invariant runs: 5,000 seeded two-way real-time histories (prints scenarios and violations).
-soak: install
+# Long invariant runs: 5,000 seeded two-way real-time histories (CONVERGENCE_SCENARIOS) and the
+# transfer crash trials below; each prints its scenarios and violations.
+soak: soak-realtime soak-transfer
+
+soak-realtime: install
 	CONVERGENCE_SCENARIOS=$${CONVERGENCE_SCENARIOS:-5000} $(BIN)/pytest tests/integrations/test_convergence.py -p no:randomly -q -s $(PYTEST_ARGS)
 
 clean:
 	rm -rf var db.sqlite3 test-artifacts
+
+# Transfer crash trials (workers killed at random points, runs resumed by the watch), more
+# than `make test` runs: CRASH_TRIALS (default 50) seeds from CRASH_SEED (default 0).
+.PHONY: soak-realtime soak-transfer
+soak-transfer: install
+	@trials=$${CRASH_TRIALS:-50}; \
+	out=$$(CRASH_TRIALS=$$trials DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest \
+	  tests/integrations/test_transfer_crash.py -q -s -p no:randomly -rf $(PYTEST_ARGS) 2>&1); \
+	status=$$?; \
+	echo "$$out" | grep -E "^seed=|^(FAILED|ERROR)|[0-9]+ (passed|failed)"; \
+	echo "transfer crash trials: $$trials, violations: $$(echo "$$out" | grep -cE "^(FAILED|ERROR)")"; \
+	exit $$status

@@ -7,6 +7,8 @@ value is reported next to its field instead of reaching the database or a remote
 from __future__ import annotations
 
 import datetime as dt
+import re
+import secrets
 from typing import Any
 
 from django import forms
@@ -484,6 +486,9 @@ SOURCE_HELP = (
 )
 
 
+SUBMIT_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
 class TransferForm(forms.Form):
     direction = forms.ChoiceField(
         label="Transfer", choices=SyncRun.Direction.choices, widget=forms.RadioSelect
@@ -498,6 +503,9 @@ class TransferForm(forms.Form):
         label="Preview first: show what would change, write nothing",
         required=False,
     )
+    # A fresh token in every rendered form: the same submit sent twice (a double click, a
+    # resent POST) starts one run, and the second one shows the first one's page.
+    submit_token = forms.CharField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, integration: Integration, **kwargs):
         directions = []
@@ -512,6 +520,12 @@ class TransferForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.integration = integration
         self.fields["direction"].choices = [(d.value, d.label) for d in directions]
+        self.fields["submit_token"].initial = secrets.token_urlsafe(24)
+
+    def clean_submit_token(self) -> str:
+        """A token we could have made, else none (a garbled one never stops a transfer)."""
+        token = self.cleaned_data.get("submit_token") or ""
+        return token if SUBMIT_TOKEN.fullmatch(token) else ""
 
 
 def sender_of(direction: str) -> str:

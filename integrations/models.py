@@ -323,12 +323,38 @@ class SyncRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The worker executing the run holds a short lease it renews while alive; a lease that
+    # has expired marks a run whose worker died (`integrations.sync.locks.RunLease`).
+    lease_owner = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # The token of the form submit that started the run: the same submit twice is one run.
+    idempotency_key = models.CharField(max_length=64, blank=True)
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        constraints = [
+            # One transfer per integration at a time, enforced by the database (previews are
+            # read-only and may run beside it).
+            models.UniqueConstraint(
+                fields=["integration"],
+                condition=models.Q(dry_run=False, status__in=["queued", "running"]),
+                name="syncrun_one_active_transfer",
+            ),
+            models.UniqueConstraint(
+                fields=["integration", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="syncrun_one_run_per_submit",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_direction_display()} #{self.pk}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
 
     def summary(self) -> str:
         return (

@@ -686,9 +686,18 @@ class TransferUnavailable(Exception):
 
 
 def start_transfer(
-    integration: Integration, direction: str, source_app: str, dry_run: bool, user: Any = None
+    integration: Integration,
+    direction: str,
+    source_app: str,
+    dry_run: bool,
+    user: Any = None,
+    *,
+    idempotency_key: str = "",
 ) -> SyncRun | None:
-    """Hand a manual transfer to the sync engine (`integrations.tasks.start_transfer`)."""
+    """Hand a manual transfer to the sync engine (`integrations.tasks.start_transfer`).
+
+    `idempotency_key` (the form's submit token): the same submit twice starts one run.
+    """
     if integration.status != Status.ACTIVE:
         raise TransferUnavailable(
             "A transfer can start only while the integration is Active "
@@ -700,7 +709,8 @@ def start_transfer(
     start = getattr(tasks, "start_transfer", None)
     if start is None:
         raise TransferUnavailable("The transfer engine is not installed.")
-    run = start(integration, direction, source_app, dry_run, user)
+    keyed = {"idempotency_key": idempotency_key} if idempotency_key else {}
+    run = start(integration, direction, source_app, dry_run, user, **keyed)
     if isinstance(run, SyncRun):
         return run
     if isinstance(run, int):

@@ -359,6 +359,9 @@ def transfer(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("integrations:launch", pk=pk)
     form = forms.TransferForm(_posted(request), integration=integration)
     if request.method == "POST" and form.is_valid():
+        token = form.cleaned_data["submit_token"]
+        if token and (sent := integration.runs.filter(idempotency_key=token).first()):
+            return _show_run(sent)  # the same submit again: its run's page
         try:
             run = services.start_transfer(
                 integration,
@@ -366,16 +369,34 @@ def transfer(request: HttpRequest, pk: int) -> HttpResponse:
                 form.cleaned_data["source_app"],
                 form.cleaned_data["dry_run"],
                 request.user,
+                idempotency_key=token,
             )
         except services.TransferUnavailable as exc:
+            if running := _running_transfer(integration):
+                return _already_running(request, running)
             form.add_error(None, str(exc))
         else:
+            if run is not None and token and run.idempotency_key != token:
+                return _already_running(request, run)
             if run is not None:
-                return redirect("integrations:transfer_run", pk=pk, run_pk=run.pk)
+                return _show_run(run)
             messages.success(request, "The transfer has started.")
             return redirect("integrations:settings", pk=pk)
     context = _context(integration, "transfer", form=form, senders=_senders())
     return render(request, "integrations/step_transfer.html", context)
+
+
+def _running_transfer(integration: Integration) -> SyncRun | None:
+    return integration.runs.filter(dry_run=False, status__in=SyncRun.ACTIVE).first()
+
+
+def _already_running(request: HttpRequest, run: SyncRun) -> HttpResponse:
+    messages.info(request, f"Transfer #{run.pk} is already running: here is its progress.")
+    return _show_run(run)
+
+
+def _show_run(run: SyncRun) -> HttpResponse:
+    return redirect("integrations:transfer_run", pk=run.integration_id, run_pk=run.pk)
 
 
 def _senders() -> dict[str, str]:
@@ -414,7 +435,8 @@ def settings_page(request: HttpRequest, pk: int) -> HttpResponse:
         direction_form=forms.DirectionForm(integration=integration),
         constants_form=forms.ConstantsForm(integration=integration, catalog=cat),
         status_changes=integration.status_changes.select_related("changed_by")[:20],
-        latest_run=integration.runs.first(),
+        # A preview is not a transfer: "Last transfer" is the last one that wrote.
+        latest_run=integration.runs.filter(dry_run=False).first(),
         queue=queue.summary(integration),
         rule_form=forms.RealtimeRuleForm(initial={"realtime_rule": integration.realtime_rule}),
         **_data_context(

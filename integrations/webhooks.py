@@ -255,4 +255,7 @@ def progress_data(run: SyncRun) -> dict:
         "api_calls": run.api_calls,
         "error": run.error,
         "summary": run.summary(),
+        # The integration's badge follows the transfer (Syncing while it runs).
+        "integration_status": run.integration.status,
+        "integration_status_label": run.integration.get_status_display(),
     }

@@ -1,12 +1,19 @@
 """The manual transfer ("Transfer unsynced data") and its preview: one `transfer(run)` service.
 
 1. List the receiving side once and index it by every email (never a search per record).
-2. Page through the sending side from the run's checkpoint. Each record is created, updated
-   (only the fields that differ; the source app wins every conflict) or left unchanged, and
-   gets one SyncEvent on the run saying what happened and why.
-3. After every page the checkpoint (where to go on) and the counts (recounted from the run's
-   events) are saved. A worker that dies mid-way leaves a resumable run: `transfer(run)` again
-   skips the records that already have an event and carries on from the checkpoint.
+2. Page through the sending side from the run's checkpoint. Each record is cleaned
+   (`sanitize`: a record the database or the remote cannot take is refused with the reason),
+   then created, updated (only the fields that differ; the source app wins every conflict) or
+   left unchanged, and gets one SyncEvent on the run saying what happened and why.
+3. After every page the checkpoint (a `Checkpoint`: where to go on) and the counts (recounted
+   from the run's events) are saved. A worker that dies mid-way leaves a resumable run:
+   `transfer(run)` again skips the records that already have an event and carries on.
+
+Exactly once: a run is executed only under its lock (`locks.run_lock`) and its lease
+(`locks.RunLease`, renewed every few seconds while the worker lives). A second worker given the
+same run returns at once (`Slice.BUSY`); one given a run whose lease has expired (its worker
+died) takes it over from the checkpoint. `run_slice(run, budget=...)` stops after the page that
+uses up its time budget (`Slice.MORE`), so a task never outlives the task queue's timeout.
 
 While a (non-preview) transfer runs the integration is Syncing; real-time changes wait and
 are applied when it is Active again. A preview (`dry_run`) writes nothing remote and leaves
@@ -15,16 +22,23 @@ the status alone; its events and `preview` rows say what would happen.
 
 from __future__ import annotations
 
+import enum
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from typing import Any
 
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
 from integrations.http import AuthError, RateLimited, RemoteError
 from integrations.lifecycle import set_status
 from integrations.models import Integration, Provider, SyncEvent, SyncRun
-from integrations.sync import mapping
+from integrations.sync import locks, mapping, sanitize
 from integrations.sync.context import TO_PIPEDRIVE, SyncContext
 from integrations.sync.matching import EmailIndex
 from integrations.sync.records import RecordResult, person_to_snovio, prospect_to_pipedrive
@@ -39,6 +53,35 @@ COUNTED = ("created", "updated", "unchanged", "skipped", "failed")
 Hook = Callable[[SyncRun], None]
 
 
+class Slice(enum.Enum):
+    """How one call to `run_slice` ended."""
+
+    FINISHED = "finished"  # the run is Done, Failed or Cancelled
+    MORE = "more"  # the time budget was used up: call again to go on
+    BUSY = "busy"  # another worker executes it: nothing was done
+
+
+@dataclass
+class Checkpoint:
+    """Where a run goes on from, saved with the run after every page."""
+
+    page_size: int = 0
+    status_before: str = ""  # the integration's status when the transfer started
+    lists: list[str] | None = None  # to Pipedrive: the Snov.io lists to send, in order
+    list_index: int = 0
+    page: int = 1
+    cursor: str | None = None  # to Snov.io: the next page of Pipedrive persons
+    finished: bool = False
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Checkpoint:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in known})
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def transfer(
     run: SyncRun,
     *,
@@ -46,17 +89,53 @@ def transfer(
     after_page: Hook | None = None,
     ctx: SyncContext | None = None,
 ) -> SyncRun:
-    """Run (or resume) a transfer to its end. `after_page` is called after each checkpoint."""
+    """Run (or resume, even a failed one) a transfer to its end. `after_page` is called after
+    each checkpoint. Returns at once, without doing anything, when another worker executes it.
+    """
+    return run_slice(run, page_size=page_size, after_page=after_page, ctx=ctx, resume_failed=True)[
+        0
+    ]
+
+
+def run_slice(
+    run: SyncRun,
+    *,
+    budget: float | None = None,
+    page_size: int | None = None,
+    after_page: Hook | None = None,
+    ctx: SyncContext | None = None,
+    now: datetime | None = None,
+    resume_failed: bool = False,
+) -> tuple[SyncRun, Slice]:
+    """Execute the run for about `budget` seconds (None: to its end), if no one else does.
+
+    `now` is when the lease is taken (tests pass a later time to stand for time passing);
+    a failed run is left alone unless `resume_failed` (a retry after a rate limit).
+    """
+    with locks.run_lock(run.pk) as mine:
+        lease = locks.RunLease(run.pk)
+        if not mine or not lease.take(now, resume_failed=resume_failed):
+            run.refresh_from_db()
+            return run, (Slice.BUSY if run.is_active else Slice.FINISHED)
+        try:
+            return run, _execute(run, lease, budget, page_size, after_page, ctx)
+        except locks.LeaseLost:
+            log.warning("transfer %s: lease lost, another worker goes on", run.pk)
+            run.refresh_from_db()
+            return run, Slice.BUSY
+        # Anything else a worker dies of (a BaseException) leaves the lease to expire: the
+        # resume check then sees a dead worker's run, as it would after a real crash.
+
+
+def _execute(run, lease, budget, page_size, after_page, ctx) -> Slice:
     run.refresh_from_db()
-    if run.status in (SyncRun.Status.DONE, SyncRun.Status.CANCELLED):
-        return run
     integration = Integration.objects.select_related("pipedrive", "snovio").get(
         pk=run.integration_id
     )
     run.integration = integration
-    checkpoint = dict(run.checkpoint or {})
+    checkpoint = Checkpoint.from_json(run.checkpoint)
     if not run.dry_run:
-        checkpoint.setdefault("status_before", integration.status)
+        checkpoint.status_before = checkpoint.status_before or integration.status
         if integration.status != Integration.Status.SYNCING:
             set_status(
                 integration,
@@ -64,35 +143,43 @@ def transfer(
                 run.started_by,
                 f"Transfer #{run.pk} is running",
             )
-    run.status = SyncRun.Status.RUNNING
     run.started_at = run.started_at or timezone.now()
     run.error = ""
-    run.checkpoint = checkpoint
-    run.save(update_fields=["status", "started_at", "error", "checkpoint"])
-    calls_before = run.api_calls
+    run.checkpoint = checkpoint.to_json()
+    run.save(update_fields=["started_at", "error", "checkpoint"])
+    deadline = time.monotonic() + budget if budget else None
     job = None
     try:
         ctx = ctx or SyncContext(integration)
-        job = _Transfer(run, ctx, page_size or PAGE_SIZE[run.direction], after_page, calls_before)
-        job.execute()
+        size = checkpoint.page_size or page_size or PAGE_SIZE[run.direction]
+        checkpoint.page_size = size
+        job = _Transfer(run, ctx, checkpoint, after_page, lease, deadline)
+        finished = job.execute()
+    except locks.LeaseLost:
+        raise
     except Exception as exc:  # a worker *killed* mid-way never gets here: that is the resume path
         log.exception("transfer %s failed", run.pk)
         _fail(run, integration, exc, job)
-        return run
+        return Slice.FINISHED
+    if not finished:
+        lease.release()  # the next slice (another task) takes it again
+        return Slice.MORE
     run.status = SyncRun.Status.DONE
     run.finished_at = timezone.now()
-    run.save(update_fields=["status", "finished_at"])
+    run.lease_owner, run.lease_expires_at = "", None
+    run.save(update_fields=["status", "finished_at", "lease_owner", "lease_expires_at"])
     _restore_status(run, integration, f"Transfer #{run.pk} finished: {run.summary()}")
-    return run
+    return Slice.FINISHED
 
 
 def _fail(run: SyncRun, integration: Integration, exc: Exception, job: _Transfer | None) -> None:
     if job is not None:
         job.save_counts()
     run.status = SyncRun.Status.FAILED
-    run.error = _error_text(exc)
+    run.error = sanitize.strip_control(_error_text(exc))
     run.finished_at = timezone.now()
-    run.save(update_fields=["status", "error", "finished_at"])
+    run.lease_owner, run.lease_expires_at = "", None
+    run.save(update_fields=["status", "error", "finished_at", "lease_owner", "lease_expires_at"])
     if run.dry_run:
         return
     if isinstance(exc, AuthError):
@@ -105,7 +192,9 @@ def _restore_status(run: SyncRun, integration: Integration, reason: str) -> None
     """Back to the status the integration had before (Active when started from the pages)."""
     if run.dry_run:
         return
-    before = (run.checkpoint or {}).get("status_before") or Integration.Status.ACTIVE
+    if integration.runs.filter(dry_run=False, status__in=SyncRun.ACTIVE).exists():
+        return  # a new transfer was started the moment this one ended: it is Syncing now
+    before = Checkpoint.from_json(run.checkpoint).status_before or Integration.Status.ACTIVE
     if before == Integration.Status.SYNCING:
         before = Integration.Status.ACTIVE
     integration.refresh_from_db(fields=["status"])
@@ -120,14 +209,35 @@ def _error_text(exc: Exception) -> str:
     return str(exc) or exc.__class__.__name__
 
 
+@contextmanager
+def _savepoint_if_in_transaction() -> Iterator[None]:
+    """Inside a transaction a failed statement poisons the rest: isolate it in a savepoint.
+
+    Outside one (a worker in autocommit) each statement stands alone, and a transaction
+    around a record's remote writes would hide its echo fingerprints from the webhooks.
+    """
+    with transaction.atomic() if connection.in_atomic_block else nullcontext():
+        yield
+
+
 class _Transfer:
-    def __init__(self, run: SyncRun, ctx: SyncContext, page_size: int, after_page, calls_before):
+    def __init__(
+        self,
+        run: SyncRun,
+        ctx: SyncContext,
+        checkpoint: Checkpoint,
+        after_page: Hook | None,
+        lease: locks.RunLease,
+        deadline: float | None,
+    ):
         self.run = run
         self.ctx = ctx
-        self.page_size = run.checkpoint.setdefault("page_size", page_size)
+        self.cp = checkpoint
+        self.page_size = checkpoint.page_size
         self.after_page = after_page
-        self.calls_before = calls_before
-        self.checkpoint = run.checkpoint
+        self.lease = lease
+        self.deadline = deadline
+        self.calls_before = run.api_calls
         self.sending_wins = run.source_app == (
             Provider.SNOVIO if run.direction == TO_PIPEDRIVE else Provider.PIPEDRIVE
         )
@@ -141,82 +251,116 @@ class _Transfer:
         self.preview: list[dict] = list(run.preview or []) if run.dry_run else []
 
     # --- the two directions -----------------------------------------------------------------
-    def execute(self) -> None:
+    def execute(self) -> bool:
+        """True when every page is done; False when the time budget ran out first."""
         if self.run.direction == TO_PIPEDRIVE:
-            self._to_pipedrive()
+            finished = self._to_pipedrive()
         else:
-            self._to_snovio()
-        self.save_counts(final=True)
+            finished = self._to_snovio()
+        self.save_counts(final=finished)
+        return finished
 
-    def _to_pipedrive(self) -> None:
-        ctx, cp = self.ctx, self.checkpoint
+    def _out_of_time(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def _to_pipedrive(self) -> bool:
+        ctx, cp = self.ctx, self.cp
         lists = ctx.snovio.get_user_lists()
-        if "lists" not in cp:
+        if cp.lists is None:
             wanted = ctx.sending_list_ids_from(lists)
-            cp.update(lists=wanted, list_index=0, page=1)
+            cp.lists, cp.list_index, cp.page = wanted, 0, 1
             contacts = {str(x["id"]): x.get("contacts") or 0 for x in lists}
             self.run.total = sum(int(contacts.get(str(i), 0)) for i in wanted)
-        persons = list(ctx.pipedrive.iter_persons())
+        persons = [sanitize.clean_person(p).record for p in ctx.pipedrive.iter_persons()]
         ctx.person_org_names(persons)
         index = EmailIndex.build(persons, mapping.person_emails)
         by_id = {str(p["id"]): p for p in persons}
-        while cp["list_index"] < len(cp["lists"]):
-            list_id = cp["lists"][cp["list_index"]]
-            prospects, more = ctx.snovio.list_prospects_page(list_id, cp["page"], self.page_size)
+        while cp.list_index < len(cp.lists):
+            list_id = cp.lists[cp.list_index]
+            prospects, more = ctx.snovio.list_prospects_page(list_id, cp.page, self.page_size)
             for prospect in prospects:
                 self._one_prospect(prospect, index, by_id)
             if more and prospects:
-                cp["page"] += 1
+                cp.page += 1
             else:
-                cp["list_index"], cp["page"] = cp["list_index"] + 1, 1
+                cp.list_index, cp.page = cp.list_index + 1, 1
             self.checkpoint_page()
+            if self._out_of_time() and cp.list_index < len(cp.lists):
+                return False
+        return True
 
-    def _one_prospect(self, prospect: dict, index: EmailIndex, by_id: dict) -> None:
-        record_id = str(prospect.get("id") or "")
+    def _one_prospect(self, raw: dict, index: EmailIndex, by_id: dict) -> None:
+        record_id = str(raw.get("id") or "")
         if record_id in self.done:
             return
+        cleaned = sanitize.clean_prospect(raw)
+        if cleaned.refused:
+            self._refuse(record_id, mapping.prospect_email(raw), cleaned.refused)
+            return
+        prospect = cleaned.record
         emails = mapping.prospect_emails(prospect)
         person = index.find(emails)
         if person is None and not emails and not self.ctx.integration.only_with_email:
             link = self.ctx.link_for(prospect_id=record_id)
             person = by_id.get(str(link.pipedrive_person_id)) if link else None
-        result = self._apply(prospect_to_pipedrive, prospect, person, record_id, emails[:1])
+        result = self._apply(
+            prospect_to_pipedrive, prospect, person, record_id, emails[:1], cleaned.notes
+        )
         if result and result.record and result.outcome == Outcome.CREATED:
             index.add(result.record)
             by_id[str(result.record["id"])] = result.record
         elif result and result.record and person is not None:
             index.replace(person, result.record)
 
-    def _to_snovio(self) -> None:
-        ctx, cp = self.ctx, self.checkpoint
+    def _to_snovio(self) -> bool:
+        ctx, cp = self.ctx, self.cp
         prospects: dict[str, dict] = {}
         for list_id in ctx.sending_list_ids_from(ctx.snovio.get_user_lists(), every=True):
             for prospect in ctx.snovio.iter_prospects(list_id):
-                prospects.setdefault(str(prospect.get("id")), prospect)
+                prospects.setdefault(
+                    str(prospect.get("id")), sanitize.clean_prospect(prospect).record
+                )
         index = EmailIndex.build(prospects.values(), mapping.prospect_emails)
-        cp.setdefault("cursor", None)
-        while not cp.get("finished"):
-            persons, cursor = ctx.pipedrive.list_persons_page(cp["cursor"], limit=self.page_size)
+        while not cp.finished:
+            persons, cursor = ctx.pipedrive.list_persons_page(cp.cursor, limit=self.page_size)
             ctx.person_org_names(persons)
             self.run.total = max(self.run.total, self.run.done + len(persons))
             for person in persons:
-                record_id = str(person.get("id") or "")
-                if record_id in self.done:
-                    continue
-                emails = mapping.person_emails(person)
-                found = index.find(emails)
-                result = self._apply(person_to_snovio, person, found, record_id, emails[:1])
-                if result and result.outcome == Outcome.CREATED and result.target_id:
-                    index.add({"id": result.target_id, "emails": [{"email": result.email}]})
-                elif result and result.record and found is not None:
-                    index.replace(found, result.record)
-            cp["cursor"] = cursor
-            cp["finished"] = not cursor
+                self._one_person(person, index)
+            cp.cursor, cp.finished = cursor, not cursor
             self.checkpoint_page()
+            if self._out_of_time() and not cp.finished:
+                return False
+        return True
+
+    def _one_person(self, raw: dict, index: EmailIndex) -> None:
+        record_id = str(raw.get("id") or "")
+        if record_id in self.done:
+            return
+        cleaned = sanitize.clean_person(raw)
+        if cleaned.refused:
+            self._refuse(record_id, mapping.person_email(raw), cleaned.refused)
+            return
+        person = cleaned.record
+        emails = mapping.person_emails(person)
+        found = index.find(emails)
+        result = self._apply(person_to_snovio, person, found, record_id, emails[:1], cleaned.notes)
+        if result and result.outcome == Outcome.CREATED and result.target_id:
+            index.add({"id": result.target_id, "emails": [{"email": result.email}]})
+        elif result and result.record and found is not None:
+            index.replace(found, result.record)
 
     # --- one record -------------------------------------------------------------------------
-    def _apply(self, move, record, found, record_id, emails) -> RecordResult | None:
+    def _refuse(self, record_id: str, email: str, reason: str) -> None:
+        """A record the database or the remote cannot take: reported, and the run goes on."""
+        email = sanitize.strip_control(email)[: sanitize.EMAIL_LIMIT]
+        result = RecordResult(Outcome.SKIPPED, email=email, record_id=record_id, reason=reason)
+        self._log(result)
+        self.done.add(record_id)
+
+    def _apply(self, move, record, found, record_id, emails, notes=()) -> RecordResult | None:
         """Move one record; every outcome (failures included) becomes an event on the run."""
+        self.lease.renew()
         email = emails[0] if emails else ""
         if email and email in self.emails and self.emails[email] != record_id:
             result = RecordResult(
@@ -227,24 +371,9 @@ class _Transfer:
                 "transferred in this run; duplicates are never merged automatically.",
             )
         else:
-            try:
-                result = move(
-                    self.ctx,
-                    record,
-                    found,
-                    sending_wins=self.sending_wins,
-                    dry_run=self.run.dry_run,
-                )
-            except (AuthError, RateLimited):
-                raise  # nothing else will work either: stop the run, resumable later
-            except RemoteError as exc:
-                result = RecordResult(
-                    Outcome.FAILED,
-                    email=email,
-                    record_id=record_id,
-                    reason=f"{exc} (after retries)",
-                )
-        result.log(self.ctx, self.run.direction, run=self.run)
+            result = self._move(move, record, found, record_id, email)
+        result.problems = [*result.problems, *notes]
+        self._log(result)
         self.done.add(record_id)
         if email:
             self.emails.setdefault(email, record_id)
@@ -257,12 +386,54 @@ class _Transfer:
             self._preview(result)
         return result
 
+    def _move(self, move, record, found, record_id: str, email: str) -> RecordResult:
+        try:
+            with _savepoint_if_in_transaction():
+                return move(
+                    self.ctx,
+                    record,
+                    found,
+                    sending_wins=self.sending_wins,
+                    dry_run=self.run.dry_run,
+                )
+        except (AuthError, RateLimited):
+            raise  # nothing else will work either: stop the run, resumable later
+        except RemoteError as exc:
+            reason = f"{exc} (after retries)"
+        except DatabaseError as exc:  # one record's values the database refused
+            log.warning("transfer %s: record %s not stored: %s", self.run.pk, record_id, exc)
+            reason = f"Could not be stored: {sanitize.shown(exc)}"
+        return RecordResult(Outcome.FAILED, email=email, record_id=record_id, reason=reason)
+
+    def _log(self, result: RecordResult) -> None:
+        """Record the event; a database refusing its details never stops the run."""
+        try:
+            with transaction.atomic():
+                result.log(self.ctx, self.run.direction, run=self.run)
+            return
+        except DatabaseError as exc:
+            log.warning("transfer %s: event for %s refused: %s", self.run.pk, result.record_id, exc)
+        labels = self.ctx.spec.labels
+        try:
+            with transaction.atomic():
+                self.ctx.event(
+                    self.run.direction,
+                    result.outcome,
+                    email=sanitize.strip_control(result.email)[: sanitize.EMAIL_LIMIT],
+                    record_id=sanitize.strip_control(result.record_id)[:64],
+                    reason=sanitize.json_safe(result.describe(labels)),
+                    changes=sanitize.json_safe(result.changes(labels)),
+                    run=self.run,
+                )
+        except DatabaseError:
+            log.exception("transfer %s: no event could be stored for %s", self.run.pk, result)
+
     def _preview(self, result: RecordResult) -> None:
         if len(self.preview) >= PREVIEW_LIMIT:
             return
         row = {"email": result.email, "record_id": result.record_id, "action": result.outcome}
         row.update(result.changes(self.ctx.spec.labels))
-        self.preview.append(row)
+        self.preview.append(sanitize.json_safe(row))
 
     # --- progress ---------------------------------------------------------------------------
     def save_counts(self, final: bool = False) -> None:
@@ -275,10 +446,10 @@ class _Transfer:
         if final or run.total < run.done:
             run.total = run.done
         run.api_calls = self.calls_before + self.ctx.api_calls
-        run.checkpoint = self.checkpoint
-        run.checkpoint["heartbeat"] = timezone.now().isoformat()
+        run.checkpoint = self.cp.to_json()
         if run.dry_run:
             run.preview = self.preview
+        self.lease.renew(force=True)
         run.save(
             update_fields=[
                 *COUNTED,

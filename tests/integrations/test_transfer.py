@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 import responses
+from django.utils import timezone
 
 from integrations.models import Integration, ListSelection, Provider, SyncRun
 from integrations.pipedrive.client import PipedriveClient
@@ -14,7 +16,8 @@ from integrations.sandbox import seed
 from integrations.sandbox.pipedrive import custom_field_key
 from integrations.sandbox.testing import serve_in_process
 from integrations.snovio.client import SnovioClient
-from integrations.sync.transfer import transfer
+from integrations.sync.locks import LEASE
+from integrations.sync.transfer import Slice, run_slice, transfer
 from integrations.tasks import create_run
 from tests.conftest import make_sandbox
 from tests.factories import connected_integration, fast_limits  # noqa: F401
@@ -347,8 +350,10 @@ def test_a_transfer_killed_mid_way_and_started_again_ends_like_an_uninterrupted_
     assert run.status == SyncRun.Status.RUNNING and run.done > 0  # left resumable
     assert integration.status == Integration.Status.SYNCING
     assert create_run(integration, direction, None) == run  # never a second transfer
+    # Until its lease expires the dead worker might be alive: no one else touches the run.
+    assert run_slice(run, page_size=20)[1] is Slice.BUSY
 
-    resumed = transfer(run, page_size=20)
+    resumed, _ = run_slice(run, page_size=20, now=timezone.now() + LEASE)
 
     assert resumed.status == SyncRun.Status.DONE
     assert end_state(integration) == expected_state
@@ -514,11 +519,10 @@ def test_a_transfer_whose_worker_died_is_resumed_by_the_scheduled_catch_up(
 
     with pytest.raises(WorkerKilled):
         transfer(run, page_size=20, after_page=die)
-    assert resume_stalled_transfers() == 0  # its last checkpoint is recent: maybe still alive
-    run.refresh_from_db()
-    run.checkpoint["heartbeat"] = "2020-01-01T00:00:00+00:00"
-    run.save()
+    assert resume_stalled_transfers() == 0  # its lease has not expired: maybe still alive
     monkeypatch.setattr(django_q.conf.Conf, "SYNC", True)
+    # The lease expiring stands for its 20 seconds passing.
+    SyncRun.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now())
 
     assert resume_stalled_transfers() == 1
 
@@ -526,3 +530,108 @@ def test_a_transfer_whose_worker_died_is_resumed_by_the_scheduled_catch_up(
     assert run.status == SyncRun.Status.DONE and run.done == run.total == len(PROSPECTS)
     integration.refresh_from_db()
     assert integration.status == Integration.Status.ACTIVE
+
+
+def test_a_queued_transfer_whose_task_was_lost_is_queued_again_after_a_minute(
+    sandbox, integration, monkeypatch
+):
+    import django_q.conf
+
+    from integrations.tasks import QUEUED_GRACE, resume_stalled_transfers
+
+    run = create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, None)  # its task never ran
+    assert resume_stalled_transfers() == 0  # a worker may still be about to take it
+    monkeypatch.setattr(django_q.conf.Conf, "SYNC", True)
+
+    assert resume_stalled_transfers(now=timezone.now() + QUEUED_GRACE) == 1
+
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.DONE and run.done == len(PROSPECTS)
+
+
+def test_the_watch_of_a_live_transfer_only_looks_again_when_its_lease_would_expire(
+    sandbox, integration
+):
+    from django_q.models import Schedule
+
+    from integrations import tasks
+    from integrations.sync.locks import RunLease
+
+    run = create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, None)
+    assert RunLease(run.pk, owner="worker-a").take()  # a live worker executes it
+    run.refresh_from_db()
+    sandbox.request_log.clear()
+
+    assert tasks.watch_transfer(run.pk) == f"transfer {run.pk}: alive"
+
+    watch = Schedule.objects.get(name=tasks.watch_name(run.pk))
+    assert watch.next_run == run.lease_expires_at + tasks.WATCH_DELAY
+    assert watch.func == "integrations.tasks.watch_transfer" and watch.args == str(run.pk)
+    assert not sandbox.request_log and not run.events.exists()  # nothing was done to the run
+    # The worst case from a worker's death to its run taken over: the lease, then the watch,
+    # then a full cycle of django-q2's scheduler.
+    assert LEASE + tasks.WATCH_DELAY + tasks.SCHEDULER_CYCLE <= timedelta(seconds=60)
+
+
+def test_a_worker_that_lost_its_lease_stops_without_touching_the_run(sandbox, integration):
+    from integrations.sync.locks import RunLease
+
+    run = create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, None)
+
+    def taken_over(run):
+        # Another worker took the run over (this one was thought dead).
+        SyncRun.objects.filter(pk=run.pk).update(lease_owner="worker-b")
+
+    stopped, state = run_slice(run, page_size=20, after_page=taken_over)
+
+    assert state is Slice.BUSY
+    stopped.refresh_from_db()
+    assert stopped.status == SyncRun.Status.RUNNING and stopped.lease_owner == "worker-b"
+    assert stopped.done == 20  # the first page only: it stopped at its next renewal
+    assert RunLease(run.pk, owner="worker-b").take()
+
+
+def test_a_transfer_is_cut_into_slices_that_each_queue_the_next(sandbox, integration, monkeypatch):
+    from integrations import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks, "SLICE_SECONDS", 0.000001)  # every page uses the slice up
+    monkeypatch.setattr(tasks, "enqueue_transfer", queued.append)
+    run = create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, None)
+    run.checkpoint["page_size"] = 50
+    run.save()
+
+    slices = [tasks.run_transfer(run.pk)]
+    while queued:
+        slices.append(tasks.run_transfer(queued.pop()))
+
+    ends = [s.split(",")[0].removeprefix(f"transfer {run.pk}: ") for s in slices]
+    assert len(ends) >= 3 and ends == ["more"] * (len(ends) - 1) + ["finished"]
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.DONE and run.done == run.total == len(PROSPECTS)
+    assert run.events.values("record_id").distinct().count() == run.done
+
+
+def test_a_transfer_stopped_by_a_rate_limit_is_resumed_by_its_schedule_only(sandbox, integration):
+    from django_q.models import Schedule
+
+    from integrations import tasks
+
+    run = create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, None)
+    sandbox.inject("pipedrive", "429", count=50, path=r"^/api/v2/persons$", method="POST")
+    tasks.run_transfer(run.pk)
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.FAILED and "rate limit" in run.error
+    retry = Schedule.objects.get(func="integrations.tasks.run_transfer")
+    assert (retry.args, retry.kwargs) == (str(run.pk), "resume_failed=True")
+    sandbox.faults.clear()
+
+    # A stray copy of its task (a duplicate delivery) leaves the failed run alone...
+    assert tasks.run_transfer(run.pk).startswith(f"transfer {run.pk}: finished, failed")
+    assert Schedule.objects.filter(func="integrations.tasks.run_transfer").count() == 1
+    # ...the schedule resumes it from its checkpoint.
+    tasks.run_transfer(run.pk, resume_failed=True)
+
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.DONE and run.done == run.total == len(PROSPECTS)
+    assert run.events.values("record_id").distinct().count() == run.done

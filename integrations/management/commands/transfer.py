@@ -4,22 +4,23 @@ Runs the same transfer service as the "Transfer unsynced data" button, in this p
 progress bar on stderr, and ends with exactly one summary line on stdout:
 `created=N updated=N unchanged=N conflicts=N skipped=N failed=N`.
 A transfer of the same integration left unfinished (its worker died) is resumed from its
-checkpoint instead of starting a second one.
+checkpoint instead of starting a second one; one that another process is executing right now
+is not touched: the command says "Transfer #N of integration I is already running." and fails.
 """
 
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from integrations.models import Integration, SyncRun
-from integrations.tasks import create_run
+from integrations.sync.locks import LEASE
+from integrations.sync.transfer import Slice, run_slice
+from integrations.tasks import WATCH_DELAY, arm_watch, disarm_watch, open_run
 
 BAR_WIDTH = 30
-LIVE_HEARTBEAT = timedelta(seconds=90)
 
 
 class Command(BaseCommand):
@@ -44,8 +45,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        from integrations.sync.transfer import transfer
-
         integration = Integration.objects.filter(pk=options["integration_id"]).first()
         if integration is None:
             raise CommandError(f"No integration with id {options['integration_id']}.")
@@ -70,26 +69,33 @@ class Command(BaseCommand):
                 f"Integration {integration.pk} ({integration.get_direction_display()}) does not "
                 f"send data to {receiver}."
             )
-        run = create_run(
+        run, created = open_run(
             integration, options["direction"], options["source"], options["dry_run"], None
         )
-        if run.status == SyncRun.Status.RUNNING:
-            beat = (run.checkpoint or {}).get("heartbeat")
-            if beat and timezone.now() - datetime.fromisoformat(beat) < LIVE_HEARTBEAT:
-                raise CommandError(
-                    f"Transfer #{run.pk} of integration {integration.pk} is running right now."
-                )
+        if not created and _lease_alive(run):
+            raise CommandError(self._already_running(run))
+        if not created:
             self.stderr.write(f"Resuming unfinished transfer #{run.pk} from its checkpoint.")
         what = "Preview of" if run.dry_run else "Transfer"
         self.stderr.write(
             f"{what} #{run.pk}: {run.get_direction_display()}, "
             f"{run.get_source_app_display()} wins conflicts."
         )
-        run = transfer(run, after_page=self._progress)
+        if not run.dry_run:
+            # Should this process die, a worker of the task queue takes the run over.
+            arm_watch(run.pk, timezone.now() + LEASE + WATCH_DELAY)
+        run, state = run_slice(run, after_page=self._progress)
+        if state is Slice.BUSY:
+            raise CommandError(self._already_running(run))
+        disarm_watch(run.pk)
         self._progress(run, final=True)
         self.stdout.write(run.summary())
         if run.status == SyncRun.Status.FAILED:
             raise CommandError(f"Transfer #{run.pk} stopped: {run.error}")
+
+    @staticmethod
+    def _already_running(run: SyncRun) -> str:
+        return f"Transfer #{run.pk} of integration {run.integration_id} is already running."
 
     def _progress(self, run: SyncRun, final: bool = False) -> None:
         total = max(run.total, run.done, 1)
@@ -101,3 +107,8 @@ class Command(BaseCommand):
         else:
             self.stderr.write(("\r" if sys.stderr.isatty() else "") + line)
         self.stderr.flush()
+
+
+def _lease_alive(run: SyncRun) -> bool:
+    """Another process executes the run right now (its lease has not expired)."""
+    return bool(run.lease_owner and run.lease_expires_at and run.lease_expires_at > timezone.now())
