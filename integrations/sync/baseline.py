@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from django.utils import timezone
 
 from integrations.models import Integration, PendingChange, RecordLink
-from integrations.sync import mapping, threeway
+from integrations.sync import mapping, sanitize, threeway
 from integrations.sync.context import SyncContext, link_key
 from integrations.sync.locks import integration_lock
 
@@ -71,7 +71,8 @@ def record_persons(ctx: SyncContext, persons: Iterable[dict], before: dt.datetim
     for person in persons:
         if _created_after(person, before):
             continue  # new since launch: real time carries it
-        batch.append(earlier.get(int(person["id"]), person))
+        person = earlier.get(int(person["id"]), person)
+        batch.append(sanitize.clean_person(person).record)  # as it would be stored
         if len(batch) >= 500:
             recorded += _record(ctx, persons=batch)
             batch = []
@@ -83,7 +84,7 @@ def record_prospects(ctx: SyncContext, prospects: Iterable[dict]) -> int:
     recorded = 0
     batch: list[dict] = []
     for prospect in prospects:
-        batch.append(prospect)
+        batch.append(sanitize.clean_prospect(prospect).record)  # as it would be stored
         if len(batch) >= 500:
             recorded += _record(ctx, prospects=batch)
             batch = []

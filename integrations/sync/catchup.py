@@ -23,7 +23,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from integrations.models import Integration, PendingChange, RecordLink
-from integrations.sync import baseline, mapping, threeway
+from integrations.sync import baseline, mapping, sanitize, threeway
 from integrations.sync.context import SyncContext, link_key
 from integrations.sync.queue import store_change
 
@@ -73,7 +73,8 @@ def _pipedrive_changes(
     before = integration.baseline_started_at or since
     found = 0
     unseen: list[dict] = []
-    for person in ctx.pipedrive.iter_persons(updated_since=since - OVERLAP):
+    for raw in ctx.pipedrive.iter_persons(updated_since=since - OVERLAP):
+        person = sanitize.clean_person(raw).record  # compared as it would be stored
         link = by_person.get(person["id"])
         side_base = (link.base or {}).get(threeway.PIPEDRIVE) if link else None
         if side_base is None and not _new_since(person, before):
@@ -149,7 +150,8 @@ def _snovio_changes(
                 continue
             notes.append(f"list {list_id} is new since launch: its prospects sync")
             known.add(list_id)
-        for prospect in ctx.snovio.iter_prospects(list_id):
+        for raw in ctx.snovio.iter_prospects(list_id):
+            prospect = sanitize.clean_prospect(raw).record  # compared as it would be stored
             prospect_id = str(prospect.get("id") or "")
             email = mapping.prospect_email(prospect)
             link = by_prospect.get(prospect_id) or by_email.get(link_key(email, prospect_id))

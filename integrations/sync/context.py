@@ -6,7 +6,6 @@ the pure modules `mapping`, `matching` and `conflicts`.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -24,7 +23,7 @@ from integrations.models import (
     SyncEvent,
     SyncRun,
 )
-from integrations.sync import mapping, threeway
+from integrations.sync import mapping, sanitize, threeway
 from integrations.sync.mapping import (
     Constant,
     MappingSpec,
@@ -290,7 +289,9 @@ class SyncContext:
             marker, fields = threeway.CREATING_PIPEDRIVE, self.spec.pipedrive_fields
         else:
             marker, fields = threeway.CREATING_SNOVIO, self.spec.snovio_fields
-        link.base = _json_safe({**(link.base or {}), marker: {f: values.get(f) for f in fields}})
+        link.base = sanitize.json_safe(
+            {**(link.base or {}), marker: {f: values.get(f) for f in fields}}
+        )
         link.save(update_fields=["base", "updated_at"])
 
     def base_of(self, base: dict | None, snovio_values: dict | None, person: dict | None) -> dict:
@@ -315,7 +316,7 @@ class SyncContext:
                     p.pipedrive in threeway.CASELESS_PIPEDRIVE_FIELDS,
                 )
             ]
-        return _json_safe(base)
+        return sanitize.json_safe(base)
 
     # --- the record log ---------------------------------------------------------------------
     def event(
@@ -333,11 +334,11 @@ class SyncContext:
             integration=self.integration,
             run=run,
             direction=direction,
-            email=normalise_email(email),
+            email=sanitize.json_safe(normalise_email(email))[:254],
             record_id=str(record_id or ""),
             outcome=outcome,
-            reason=reason[:2000],
-            changes=changes or {},
+            reason=sanitize.json_safe(reason)[:2000],
+            changes=sanitize.json_safe(changes or {}),
             at=timezone.now(),
         )
 
@@ -352,11 +353,6 @@ class SyncContext:
             return live
         chosen = {s.list_id for s in self.integration.list_selections.all()}
         return [list_id for list_id in live if list_id in chosen]
-
-
-def _json_safe(data: dict) -> dict:
-    """Comparison-space values as JSON keeps them (dates are already ISO strings)."""
-    return json.loads(json.dumps(data, default=str))
 
 
 def link_key(email: str, prospect_id: Any = None) -> str:

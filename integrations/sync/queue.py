@@ -15,6 +15,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from integrations.models import Integration, PendingChange
+from integrations.sync import sanitize
 
 FAILED_SHOWN = 20
 
@@ -38,9 +39,9 @@ def store_change(
                 integration=integration,
                 source=source,
                 kind=kind,
-                dedupe_key=key[:200],
-                record_key=record_key[:120],
-                payload=payload,
+                dedupe_key=sanitize.json_safe(key)[:200],
+                record_key=sanitize.json_safe(record_key)[:120],
+                payload=sanitize.json_safe(payload),  # one bad value never loses the change
             )
     except IntegrityError:
         return False

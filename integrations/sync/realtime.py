@@ -26,8 +26,8 @@ from django.utils import timezone
 from integrations import lifecycle
 from integrations.http import AuthError, RateLimited, RemoteError
 from integrations.models import Integration, PendingChange, RecordLink, SyncEvent
-from integrations.sync import baseline, email_history, mapping, threeway
-from integrations.sync.context import TO_PIPEDRIVE, TO_SNOVIO, SyncContext
+from integrations.sync import baseline, email_history, mapping, sanitize, threeway
+from integrations.sync.context import TO_PIPEDRIVE, TO_SNOVIO, SyncContext, link_key
 from integrations.sync.locks import integration_lock
 from integrations.sync.queue import waiting
 from integrations.sync.reconcile import reconcile
@@ -164,6 +164,10 @@ def _person_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> str
     person = reads.person(person_id)
     if person is None:
         return f"ignored: person {person_id} no longer exists"
+    cleaned = sanitize.clean_person(person)
+    if cleaned.refused:
+        return _refused(ctx, TO_SNOVIO, person, cleaned.refused)
+    person = cleaned.record
     link = ctx.link_for(person_id=person_id) or _link_by_emails(ctx, mapping.person_emails(person))
     if _unchanged(link, threeway.PIPEDRIVE, mapping.pipedrive_values(person, ctx.spec)):
         # Read fresh, so this holds for every delivery coalesced into this change.
@@ -173,6 +177,8 @@ def _person_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> str
         prospect = reads.prospect(link.snovio_prospect_id)
     if prospect is None:
         prospect = _find_prospect(ctx, person)
+    if prospect is not None:
+        prospect = sanitize.clean_prospect(prospect).record
     return reconcile(ctx, link, prospect, person, trigger=threeway.PIPEDRIVE, change=change)
 
 
@@ -190,6 +196,10 @@ def _prospect_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> s
     prospect = reads.prospect(prospect_id) if prospect_id else None
     if prospect is None:
         return f"ignored: prospect {prospect_id or '?'} no longer exists in Snov.io"
+    cleaned = sanitize.clean_prospect(prospect)
+    if cleaned.refused:
+        return _refused(ctx, TO_PIPEDRIVE, prospect, cleaned.refused)
+    prospect = cleaned.record
     link = ctx.link_for(prospect_id=prospect_id) or _link_by_emails(
         ctx, mapping.prospect_emails(prospect)
     )
@@ -200,7 +210,23 @@ def _prospect_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> s
         person = reads.person(link.pipedrive_person_id)
     if person is None:
         person = _find_person(ctx, prospect)
+    if person is not None:
+        person = sanitize.clean_person(person).record
     return reconcile(ctx, link, prospect, person, trigger=threeway.SNOVIO, change=change)
+
+
+def _refused(ctx: SyncContext, direction: str, record: dict, reason: str) -> str:
+    """A contact whose values cannot be stored or sent is skipped, with the reason, alone;
+    remembered as it is, so the catch-up reports it again only once it changes."""
+    record_id = str(record.get("id") or "")
+    ctx.event(direction, Outcome.SKIPPED, record_id=record_id, reason=reason)
+    if direction == TO_PIPEDRIVE:
+        values = mapping.snovio_values(sanitize.json_safe(record), ctx.spec)
+        key = link_key(mapping.prospect_email(record), record_id)
+        ctx.save_link(key, prospect_id=record_id, snovio_values=values)
+    else:
+        ctx.save_link(f"pipedrive:{record_id}", person_id=record_id, person=record)
+    return f"skipped: {reason}"
 
 
 def _link_by_emails(ctx: SyncContext, emails: list[str]) -> RecordLink | None:

@@ -129,3 +129,26 @@ def test_after_three_failed_changes_the_catch_up_waits_for_retry(user, box, clie
     realtime.drain(integration.pk)
 
     assert len(box.pipedrive.persons("stuck@new.example")) == 1
+
+
+@pytest.mark.django_db
+def test_prospects_with_values_a_database_cannot_hold_never_stop_the_others(user, box):
+    box.snovio.add_prospect(LEADS, email="old.nul@acme.example", position="Old\x00title")
+    integration = launched(user, box)  # the baseline stores a prospect with a NUL character
+    box.snovio.add_prospect(LEADS, email="nul@new.example", first_name="Nul", position="A\x00B")
+    box.snovio.add_prospect(LEADS, email="bad@@new.example", first_name="Bad")
+    box.snovio.add_prospect(LEADS, email="long@new.example", first_name="L" * 400)
+    box.snovio.add_prospect(LEADS, email="fine@new.example", first_name="Fine")
+
+    catch_up_and_drain(integration)
+    catch_up_and_drain(integration)
+
+    assert len(box.pipedrive.persons("fine@new.example")) == 1
+    (nul,) = box.pipedrive.persons("nul@new.example")
+    assert nul["job_title"] == "AB"
+    assert len(box.pipedrive.persons("long@new.example")) == 1
+    assert box.pipedrive.persons("bad@@new.example") == []
+    skipped = SyncEvent.objects.get(integration=integration, outcome="skipped")
+    assert "bad@@new.example" in skipped.reason
+    assert not PendingChange.objects.filter(integration=integration, processed_at=None).exists()
+    assert catchup.catch_up(Integration.objects.get(pk=integration.pk)) == 0
