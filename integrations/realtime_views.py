@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 from integrations import forms
 from integrations.models import Integration
 from integrations.sync import queue
-from integrations.tasks import enqueue_pending
+from integrations.sync.runs import enqueue_pending
 
 
 def _owned(request: HttpRequest, pk: int) -> Integration:

@@ -7,16 +7,15 @@ disconnecting sends `signals.disconnecting`. The pages call these functions and 
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib.util import find_spec
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from automations.services import scenario_problems
 from integrations import catalog, fieldspec, signals
 from integrations.catalog import Catalog, Kind
 from integrations.http import AuthError, RemoteError
@@ -28,8 +27,8 @@ from integrations.models import (
     Integration,
     ListSelection,
     Provider,
-    SyncRun,
 )
+from integrations.pipedrive import oauth
 
 log = logging.getLogger(__name__)
 
@@ -286,13 +285,9 @@ def _constant_problems(integration: Integration, cat: Catalog) -> list[Problem]:
 
 
 def _automation_problems(integration: Integration) -> list[Problem]:
-    if not integration.sends_to_pipedrive or not find_spec("automations.services"):
+    if not integration.sends_to_pipedrive:
         return []
-    module = importlib.import_module("automations.services")
-    check = getattr(module, "scenario_problems", None)
-    if check is None:
-        return []
-    return [_as_problem(p) for p in check(integration) or []]
+    return [_as_problem(p) for p in scenario_problems(integration) or []]
 
 
 def _as_problem(value: Any) -> Problem:
@@ -447,8 +442,6 @@ def connect_pipedrive(integration: Integration, token: dict, user: Any = None) -
     so every setting of the integration is kept. The integration stays Paused until launched
     or resumed.
     """
-    from integrations.pipedrive import oauth
-
     conn = integration.pipedrive
     if conn is None or conn.provider != Provider.PIPEDRIVE:
         conn = Connection(owner=integration.owner, provider=Provider.PIPEDRIVE)
@@ -681,49 +674,11 @@ def ensure_catalog(integration: Integration) -> catalog.RefreshResult | None:
     return catalog.refresh_catalog(integration, wanted)
 
 
-class TransferUnavailable(Exception):
-    """The transfer cannot start now (not active, or the engine is not installed)."""
-
-
-def start_transfer(
-    integration: Integration,
-    direction: str,
-    source_app: str,
-    dry_run: bool,
-    user: Any = None,
-    *,
-    idempotency_key: str = "",
-) -> SyncRun | None:
-    """Hand a manual transfer to the sync engine (`integrations.tasks.start_transfer`).
-
-    `idempotency_key` (the form's submit token): the same submit twice starts one run.
-    """
-    if integration.status != Status.ACTIVE:
-        raise TransferUnavailable(
-            "A transfer can start only while the integration is Active "
-            f"(it is {integration.get_status_display()})."
-        )
-    if not find_spec("integrations.tasks"):
-        raise TransferUnavailable("The transfer engine is not installed.")
-    tasks = importlib.import_module("integrations.tasks")
-    start = getattr(tasks, "start_transfer", None)
-    if start is None:
-        raise TransferUnavailable("The transfer engine is not installed.")
-    keyed = {"idempotency_key": idempotency_key} if idempotency_key else {}
-    run = start(integration, direction, source_app, dry_run, user, **keyed)
-    if isinstance(run, SyncRun):
-        return run
-    if isinstance(run, int):
-        return SyncRun.objects.filter(pk=run, integration=integration).first()
-    return integration.runs.order_by("-created_at", "-pk").first()
-
-
 __all__ = [
     "AuthError",
     "DataExchange",
     "Problem",
     "RemoteError",
-    "TransferUnavailable",
     "check_snovio_credentials",
     "connect_pipedrive",
     "connect_snovio",
@@ -740,5 +695,4 @@ __all__ = [
     "save_direction",
     "set_status",
     "settings_problems",
-    "start_transfer",
 ]

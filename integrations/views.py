@@ -21,7 +21,8 @@ from integrations import forms, services
 from integrations.catalog import Catalog
 from integrations.http import RemoteError
 from integrations.models import Integration, Provider, SyncRun
-from integrations.sync import queue
+from integrations.pipedrive import oauth
+from integrations.sync import queue, runs
 
 OAUTH_SESSION_KEY = "pipedrive_oauth_states"
 
@@ -162,8 +163,6 @@ def connect(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def connect_pipedrive(request: HttpRequest, pk: int) -> HttpResponse:
     """Start OAuth: remember a random `state` for this integration and go to the consent page."""
-    from integrations.pipedrive import oauth
-
     integration = _owned(request, pk)
     state = secrets.token_urlsafe(32)
     states = dict(request.session.get(OAUTH_SESSION_KEY) or {})
@@ -174,8 +173,6 @@ def connect_pipedrive(request: HttpRequest, pk: int) -> HttpResponse:
 
 def pipedrive_callback(request: HttpRequest) -> HttpResponse:
     """Pipedrive sends the user back here with `code` and the `state` we made."""
-    from integrations.pipedrive import oauth
-
     states = dict(request.session.get(OAUTH_SESSION_KEY) or {})
     state = request.GET.get("state", "")
     pk = states.pop(state, None) if state else None
@@ -363,7 +360,7 @@ def transfer(request: HttpRequest, pk: int) -> HttpResponse:
         if token and (sent := integration.runs.filter(idempotency_key=token).first()):
             return _show_run(sent)  # the same submit again: its run's page
         try:
-            run = services.start_transfer(
+            run = runs.start_transfer(
                 integration,
                 form.cleaned_data["direction"],
                 form.cleaned_data["source_app"],
@@ -371,7 +368,7 @@ def transfer(request: HttpRequest, pk: int) -> HttpResponse:
                 request.user,
                 idempotency_key=token,
             )
-        except services.TransferUnavailable as exc:
+        except runs.TransferUnavailable as exc:
             if running := _running_transfer(integration):
                 return _already_running(request, running)
             form.add_error(None, str(exc))

@@ -14,8 +14,6 @@ import hashlib
 import hmac
 import json
 import logging
-from importlib import import_module
-from importlib.util import find_spec
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
@@ -26,10 +24,12 @@ from django.template.loader import render_to_string
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from automations import engine
 from integrations.models import Integration, PendingChange, RecordLink, SyncEvent, SyncRun
 from integrations.sync.matching import normalise_email
 from integrations.sync.queue import store_change
 from integrations.sync.realtime import PERSON_KINDS
+from integrations.sync.runs import enqueue_pending
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,6 @@ def _basic_auth_ok(request: HttpRequest, user: str, password: str) -> bool:
 
 
 def _enqueue(integration: Integration) -> None:
-    from integrations.tasks import enqueue_pending
-
     if integration.status == Integration.Status.ACTIVE:
         enqueue_pending(integration.pk)
 
@@ -165,13 +163,8 @@ def snovio_hook(request: HttpRequest, secret: str) -> HttpResponse:
 
 
 def _to_automations(integration: Integration, payload: dict) -> bool:
-    """Hand a campaign event to the automations engine, when it is installed."""
-    if not find_spec("automations.engine"):
-        return False
-    receive = getattr(import_module("automations.engine"), "receive_event", None)
-    if receive is None:
-        return False
-    receive(integration, payload)
+    """Hand a campaign event to the automations engine."""
+    engine.receive_event(integration, payload)
     return True
 
 

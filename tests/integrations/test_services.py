@@ -9,6 +9,7 @@ from automations.models import ActionKind, Scenario, ScenarioAction, Trigger
 from integrations import fieldspec, services, signals
 from integrations.http import AuthError
 from integrations.models import Connection, Integration, Provider, StatusChange
+from integrations.sync import runs
 from tests.factories import (
     delete_pipedrive_field,
     integration_with_both_apps,
@@ -346,18 +347,14 @@ def test_a_legacy_token_integration_stays_paused_until_reconnected_by_oauth(user
 
 def test_a_transfer_starts_only_while_active(user, sandbox):
     integration = ready_integration(user, sandbox)
-    with pytest.raises(services.TransferUnavailable):
-        services.start_transfer(integration, "to_pipedrive", "snovio", True, user)
+    with pytest.raises(runs.TransferUnavailable):
+        runs.start_transfer(integration, "to_pipedrive", "snovio", True, user)
 
 
 def test_a_transfer_is_handed_to_the_sync_engine(user, sandbox, monkeypatch):
-    import integrations.tasks
-
     integration = launched_integration(user, sandbox)
     calls = []
     run = integration.runs.create(direction="to_snovio", source_app="pipedrive", dry_run=True)
-    monkeypatch.setattr(
-        integrations.tasks, "start_transfer", lambda *args: calls.append(args) or run
-    )
-    assert services.start_transfer(integration, "to_snovio", "pipedrive", True, user) == run
+    monkeypatch.setattr(runs, "open_run", lambda *args: calls.append(args[:5]) or (run, False))
+    assert runs.start_transfer(integration, "to_snovio", "pipedrive", True, user) == run
     assert calls == [(integration, "to_snovio", "pipedrive", True, user)]
