@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from automations import engine
 from integrations.models import Integration, PendingChange, RecordLink, SyncEvent, SyncRun
+from integrations.pages import owned_integration
 from integrations.sync.matching import normalise_email
 from integrations.sync.queue import store_change
 from integrations.sync.realtime import PERSON_KINDS
@@ -169,14 +170,10 @@ def _to_automations(integration: Integration, payload: dict) -> bool:
 
 
 # --- pages ---------------------------------------------------------------------------------
-def _owned(request: HttpRequest, pk: int) -> Integration:
-    return get_object_or_404(Integration, pk=pk, owner=request.user)
-
-
 @require_GET
 def history(request: HttpRequest, pk: int) -> HttpResponse:
     """Search by email: what happened to that contact, when and why."""
-    integration = _owned(request, pk)
+    integration = owned_integration(request, pk)
     query = normalise_email(request.GET.get("email", ""))
     events = SyncEvent.objects.filter(integration=integration).select_related("run")
     links = RecordLink.objects.none()
@@ -211,7 +208,7 @@ def history(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def transfer_progress(request: HttpRequest, pk: int, run_pk: int) -> HttpResponse:
     """The run's progress as JSON (`?format=json` or Accept: application/json) or the partial."""
-    integration = _owned(request, pk)
+    integration = owned_integration(request, pk)
     run = get_object_or_404(SyncRun, pk=run_pk, integration=integration)
     wants_json = request.GET.get("format") == "json" or "application/json" in request.headers.get(
         "Accept", ""

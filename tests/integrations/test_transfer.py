@@ -507,10 +507,8 @@ def test_a_person_create_whose_answer_is_lost_ends_with_exactly_one_person(
 
 
 def test_a_transfer_whose_worker_died_is_resumed_by_the_scheduled_catch_up(
-    sandbox, integration, monkeypatch
+    sandbox, integration, request
 ):
-    import django_q.conf
-
     from integrations.sync.runs import resume_stalled_transfers
 
     run = create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, None)
@@ -521,7 +519,7 @@ def test_a_transfer_whose_worker_died_is_resumed_by_the_scheduled_catch_up(
     with pytest.raises(WorkerKilled):
         transfer(run, page_size=20, after_page=die)
     assert resume_stalled_transfers() == 0  # its lease has not expired: maybe still alive
-    monkeypatch.setattr(django_q.conf.Conf, "SYNC", True)
+    request.getfixturevalue("sync_tasks")  # from here on, tasks run inline
     # The lease expiring stands for its 20 seconds passing.
     SyncRun.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now())
 
@@ -534,15 +532,13 @@ def test_a_transfer_whose_worker_died_is_resumed_by_the_scheduled_catch_up(
 
 
 def test_a_queued_transfer_whose_task_was_lost_is_queued_again_after_a_minute(
-    sandbox, integration, monkeypatch
+    sandbox, integration, request
 ):
-    import django_q.conf
-
     from integrations.sync.runs import QUEUED_GRACE, resume_stalled_transfers
 
     run = create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, None)  # its task never ran
     assert resume_stalled_transfers() == 0  # a worker may still be about to take it
-    monkeypatch.setattr(django_q.conf.Conf, "SYNC", True)
+    request.getfixturevalue("sync_tasks")  # from here on, tasks run inline
 
     assert resume_stalled_transfers(now=timezone.now() + QUEUED_GRACE) == 1
 
