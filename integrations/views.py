@@ -1,4 +1,4 @@
-"""The seven setup steps and the settings page. Thin: forms validate, `services` acts.
+"""The seven setup steps and the settings page. Thin: forms validate, services act.
 
 Every view finds the integration among the signed-in user's own (404 otherwise). A step saved
 during setup moves on to the next step; after launch it returns to the settings page.

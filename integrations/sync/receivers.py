@@ -1,4 +1,4 @@
-"""The sync engine follows the integration's life cycle (signals sent by integrations.services).
+"""The sync engine follows the integration's life cycle (signals from lifecycle).
 
 - Becoming Active: (re)register the webhooks both remotes need, ensure the scheduled
   catch-up exists, and drain the changes held while it was Paused or Syncing.
