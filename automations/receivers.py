@@ -1,4 +1,4 @@
-"""Automations follow the integration's life cycle (signals sent by integrations.services)."""
+"""Automations follow the integration's life cycle (signals from lifecycle)."""
 
 from __future__ import annotations
 

@@ -269,7 +269,7 @@ def _renumber(scenario: Scenario, ordered: list[ScenarioAction]) -> None:
 class ScenarioProblem:
     """One broken setting of a scenario: what is wrong and how to fix it.
 
-    Shaped like `integrations.services.Problem` (section, field, message, fix) so the
+    Shaped like `integrations.problems.Problem` (section, field, message, fix) so the
     settings check can take it as it is; `setting` says which of the action's settings broke.
     """
 

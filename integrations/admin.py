@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from integrations import services
+from integrations import services, steps
 from integrations.models import (
     Connection,
     ConstantField,
@@ -26,6 +26,7 @@ from integrations.models import (
     SyncEvent,
     SyncRun,
 )
+from integrations.problems import problems_summary
 
 SECRET_FIELDS = ("client_secret", "access_token", "refresh_token")
 INTEGRATION_SECRETS = ("webhook_secret", "pipedrive_webhook_user", "pipedrive_webhook_password")
@@ -144,7 +145,7 @@ class IntegrationAdmin(admin.ModelAdmin):
     def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         if change:  # an edit here restarts real-time sync like an edit on the settings page
-            services.settings_saved(form.instance, request.user)
+            steps.settings_saved(form.instance, request.user)
 
     @admin.action(description="Pause selected integrations")
     def pause_selected(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
@@ -158,7 +159,7 @@ class IntegrationAdmin(admin.ModelAdmin):
             if problems:
                 self.message_user(
                     request,
-                    f"{integration}: {services.problems_summary(problems)}",
+                    f"{integration}: {problems_summary(problems)}",
                     level=messages.WARNING,
                 )
         self.message_user(request, "Done.")

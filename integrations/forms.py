@@ -1,4 +1,6 @@
-"""Forms of the setup steps and the settings page. They validate; `services` saves.
+"""Forms of setup steps 1 to 4 (connect, direction, data exchange, constants). They validate;
+`connections` and `steps` save. The field pairs are in `mapping_forms`, the status, real-time
+rule and transfer forms in `status_forms`.
 
 Every choice is checked against the integration's stored catalogue, so a tampered or stale
 value is reported next to its field instead of reaching the database or a remote.
@@ -7,17 +9,17 @@ value is reported next to its field instead of reaching the database or a remote
 from __future__ import annotations
 
 import datetime as dt
-import re
-import secrets
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 
-from integrations import fieldspec, services
+from integrations import connections, fieldspec, steps
 from integrations.catalog import Catalog, Kind
 from integrations.http import AuthError, RemoteError
-from integrations.models import Connection, Integration, Provider, RealtimeRule, SyncRun
+from integrations.mapping_forms import field_label
+from integrations.models import Connection, Integration, Provider
+from integrations.problems import receiving_sides
 
 DIRECTION_HELP = {
     Integration.Direction.TWO_WAY: (
@@ -36,24 +38,6 @@ DIRECTION_ORDER = (
     Integration.Direction.TO_PIPEDRIVE,
     Integration.Direction.TO_SNOVIO,
 )
-
-
-class TypedSelect(forms.Select):
-    """A select whose options carry `data-type` (the field's data type) for the page's JS."""
-
-    def __init__(self, *args, types: dict[str, str] | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.types = types or {}
-
-    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
-        option = super().create_option(name, value, label, selected, index, subindex, attrs)
-        if str(value) in self.types:
-            option["attrs"]["data-type"] = self.types[str(value)]
-        return option
-
-
-def _field_label(item: dict) -> str:
-    return f"{item['name']} ({fieldspec.type_label(item['type'])})"
 
 
 # --- step 1: connect ------------------------------------------------------------------------
@@ -81,7 +65,7 @@ class SnovioConnectForm(forms.Form):
         if not client_id or not secret:
             return cleaned
         try:
-            self.checked = services.check_snovio_credentials(client_id, secret)
+            self.checked = connections.check_snovio_credentials(client_id, secret)
         except AuthError:
             raise ValidationError(
                 "Snov.io refused this API User ID and API Secret. Copy both again from "
@@ -183,9 +167,9 @@ class DataExchangeForm(forms.Form):
                 self.add_error("lists", "Choose at least one list, or turn on “All lists”.")
         return cleaned
 
-    def data_exchange(self) -> services.DataExchange:
+    def data_exchange(self) -> steps.DataExchange:
         cleaned, cat = self.cleaned_data, self.catalog
-        result = services.DataExchange(only_with_email=cleaned.get("only_with_email", False))
+        result = steps.DataExchange(only_with_email=cleaned.get("only_with_email", False))
         if "target_list" in self.fields:
             item = cat.get(Kind.SNOVIO_LISTS, cleaned["target_list"])
             result.target_list = {"id": item["id"], "name": item["name"]}
@@ -201,157 +185,6 @@ class DataExchangeForm(forms.Form):
         return result
 
 
-class MappingRowForm(forms.Form):
-    """One custom pair: a Snov.io field and a Pipedrive field of the same data type."""
-
-    snovio_field = forms.ChoiceField(
-        label="Snov.io field",
-        error_messages={"required": "Choose the Snov.io field, or remove the row."},
-    )
-    pipedrive_field = forms.ChoiceField(
-        label="Pipedrive field",
-        error_messages={"required": "Choose the Pipedrive field, or remove the row."},
-    )
-
-    def __init__(self, *args, catalog: Catalog, stale: dict[str, dict] | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.catalog = catalog
-        snov = catalog.snovio_pairable_fields()
-        pipe = catalog.pipedrive_pairable_fields()
-        stale = stale or {}
-        snov_choices = [(f["key"], _field_label(f)) for f in snov]
-        pipe_choices = [(f["key"], _field_label(f)) for f in pipe]
-        # A saved pair whose field has gone is shown as such, so the page can mark it.
-        for side, choices in (("snovio", snov_choices), ("pipedrive", pipe_choices)):
-            known = {key for key, _ in choices}
-            for key, label in stale.get(side, {}).items():
-                if key not in known:
-                    choices.append((key, f"{label} — no longer exists"))
-        self.fields["snovio_field"].choices = [("", "— Snov.io field —"), *snov_choices]
-        self.fields["pipedrive_field"].choices = [("", "— Pipedrive field —"), *pipe_choices]
-        self.fields["snovio_field"].widget = TypedSelect(types={f["key"]: f["type"] for f in snov})
-        self.fields["snovio_field"].widget.choices = self.fields["snovio_field"].choices
-        self.fields["pipedrive_field"].widget = TypedSelect(
-            types={f["key"]: f["type"] for f in pipe}
-        )
-        self.fields["pipedrive_field"].widget.choices = self.fields["pipedrive_field"].choices
-        # A saved pair one of whose fields has gone from its account: the page marks it red.
-        self.stale = bool(
-            (
-                self.initial.get("snovio_field")
-                and not catalog.has(Kind.SNOVIO_FIELDS, self.initial["snovio_field"])
-                and catalog.known(Kind.SNOVIO_FIELDS)
-            )
-            or (
-                self.initial.get("pipedrive_field")
-                and not catalog.has(Kind.PIPEDRIVE_FIELDS, self.initial["pipedrive_field"])
-                and catalog.known(Kind.PIPEDRIVE_FIELDS)
-            )
-        )
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        snov_key, pipe_key = cleaned.get("snovio_field"), cleaned.get("pipedrive_field")
-        snov = self.catalog.get(Kind.SNOVIO_FIELDS, snov_key) if snov_key else None
-        pipe = self.catalog.get(Kind.PIPEDRIVE_FIELDS, pipe_key) if pipe_key else None
-        if snov_key and snov is None:
-            self.add_error(
-                "snovio_field", "This Snov.io field no longer exists: choose another or remove it."
-            )
-        if pipe_key and pipe is None:
-            self.add_error(
-                "pipedrive_field",
-                "This Pipedrive field no longer exists: choose another or remove the pair.",
-            )
-        if snov and pipe and not fieldspec.can_pair(snov["type"], pipe["type"]):
-            self.add_error(
-                "pipedrive_field",
-                f"“{pipe['name']}” is a {fieldspec.type_label(pipe['type'])} field but "
-                f"“{snov['name']}” is {fieldspec.type_label(snov['type'])}: only fields of the "
-                "same data type can be paired.",
-            )
-        if snov and pipe:
-            cleaned["pair"] = {
-                "snovio_field": snov["key"],
-                "snovio_label": snov["name"],
-                "pipedrive_field": pipe["key"],
-                "pipedrive_label": pipe["name"],
-                "data_type": snov["type"],
-            }
-        return cleaned
-
-
-class BaseMappingFormSet(forms.BaseFormSet):
-    """The custom pairs: no field paired twice; an incomplete row is reported on its row."""
-
-    def __init__(self, *args, catalog: Catalog, stale: dict | None = None, **kwargs):
-        self.catalog, self.stale = catalog, stale or {}
-        super().__init__(*args, **kwargs)
-
-    def get_form_kwargs(self, index):
-        return {"catalog": self.catalog, "stale": self.stale}
-
-    def clean(self) -> None:
-        if any(self.errors):
-            return
-        seen_snov: set[str] = set()
-        seen_pipe: set[str] = set()
-        for form in self.forms:
-            if self.can_delete and self._should_delete_form(form):
-                continue
-            pair = form.cleaned_data.get("pair")
-            if not pair:
-                continue
-            if pair["snovio_field"] in seen_snov:
-                form.add_error(
-                    "snovio_field", f"“{pair['snovio_label']}” is already paired: pick another."
-                )
-            if pair["pipedrive_field"] in seen_pipe:
-                form.add_error(
-                    "pipedrive_field",
-                    f"“{pair['pipedrive_label']}” is already paired: pick another.",
-                )
-            seen_snov.add(pair["snovio_field"])
-            seen_pipe.add(pair["pipedrive_field"])
-        if any(self.errors):
-            raise ValidationError("A field can be paired only once.", code="duplicate")
-
-    def pairs(self) -> list[dict]:
-        result = []
-        for form in self.forms:
-            if self.can_delete and self._should_delete_form(form):
-                continue
-            pair = getattr(form, "cleaned_data", {}).get("pair")
-            if pair:
-                result.append(pair)
-        return result
-
-
-MappingFormSet = forms.formset_factory(
-    MappingRowForm,
-    formset=BaseMappingFormSet,
-    extra=0,
-    can_delete=True,
-    max_num=200,
-    absolute_max=200,
-    validate_max=True,
-)
-
-
-def mapping_formset(
-    integration: Integration, catalog: Catalog, data: Any = None
-) -> BaseMappingFormSet:
-    custom = list(integration.field_mappings.filter(is_system=False))
-    stale = {
-        "snovio": {m.snovio_field: m.snovio_label or m.snovio_field for m in custom},
-        "pipedrive": {m.pipedrive_field: m.pipedrive_label or m.pipedrive_field for m in custom},
-    }
-    initial = [
-        {"snovio_field": m.snovio_field, "pipedrive_field": m.pipedrive_field} for m in custom
-    ]
-    return MappingFormSet(data, initial=initial, prefix="map", catalog=catalog, stale=stale)
-
-
 # --- step 4: constants ----------------------------------------------------------------------
 
 
@@ -360,7 +193,7 @@ class ConstantsForm(forms.Form):
 
     def __init__(self, *args, integration: Integration, catalog: Catalog, **kwargs):
         self.integration, self.catalog = integration, catalog
-        self.sides = services.receiving_sides(integration)
+        self.sides = receiving_sides(integration)
         mapped = {
             Provider.PIPEDRIVE: set(
                 integration.field_mappings.values_list("pipedrive_field", flat=True)
@@ -381,7 +214,7 @@ class ConstantsForm(forms.Form):
             self.fields[f"{side}_field"] = forms.ChoiceField(
                 label=f"{name} field",
                 required=False,
-                choices=[("", "— no constant —"), *[(f["key"], _field_label(f)) for f in items]],
+                choices=[("", "— no constant —"), *[(f["key"], field_label(f)) for f in items]],
                 help_text=f"A custom field of {name}, filled on every record {name} receives.",
             )
             self.fields[f"{side}_value"] = forms.CharField(
@@ -455,79 +288,3 @@ def constant_value_error(item: dict, value: str) -> str:
         if labels and value not in labels:
             return f"“{item['name']}” takes one of: {', '.join(labels)}."
     return ""
-
-
-# --- status, transfer -----------------------------------------------------------------------
-
-
-class StatusForm(forms.Form):
-    status = forms.ChoiceField(
-        choices=[
-            (Integration.Status.ACTIVE, "Active"),
-            (Integration.Status.PAUSED, "Paused"),
-        ]
-    )
-
-
-class RealtimeRuleForm(forms.Form):
-    realtime_rule = forms.ChoiceField(
-        label="When a field changed in both apps before it was synced",
-        choices=RealtimeRule.choices,
-        help_text="Real time carries each change to the other app. If both apps changed the "
-        "same field before SyncBridge saw either change, this decides which value stays; the "
-        "sync history shows both values and the winner.",
-    )
-
-
-SOURCE_HELP = (
-    "When a contact exists in both apps (same email), it is not duplicated: the two records "
-    "are merged, and where a field differs the source app's value wins. An empty value never "
-    "erases a filled one."
-)
-
-
-SUBMIT_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
-
-
-class TransferForm(forms.Form):
-    direction = forms.ChoiceField(
-        label="Transfer", choices=SyncRun.Direction.choices, widget=forms.RadioSelect
-    )
-    source_app = forms.ChoiceField(
-        label="Source app (wins conflicts)",
-        choices=Provider.choices,
-        widget=forms.RadioSelect,
-        help_text=SOURCE_HELP,
-    )
-    dry_run = forms.BooleanField(
-        label="Preview first: show what would change, write nothing",
-        required=False,
-    )
-    # A fresh token in every rendered form: the same submit sent twice (a double click, a
-    # resent POST) starts one run, and the second one shows the first one's page.
-    submit_token = forms.CharField(widget=forms.HiddenInput, required=False)
-
-    def __init__(self, *args, integration: Integration, **kwargs):
-        directions = []
-        if integration.sends_to_pipedrive:
-            directions.append(SyncRun.Direction.TO_PIPEDRIVE)
-        if integration.sends_to_snovio:
-            directions.append(SyncRun.Direction.TO_SNOVIO)
-        first = directions[0]
-        kwargs.setdefault(
-            "initial", {"direction": first.value, "source_app": sender_of(first.value)}
-        )
-        super().__init__(*args, **kwargs)
-        self.integration = integration
-        self.fields["direction"].choices = [(d.value, d.label) for d in directions]
-        self.fields["submit_token"].initial = secrets.token_urlsafe(24)
-
-    def clean_submit_token(self) -> str:
-        """A token we could have made, else none (a garbled one never stops a transfer)."""
-        token = self.cleaned_data.get("submit_token") or ""
-        return token if SUBMIT_TOKEN.fullmatch(token) else ""
-
-
-def sender_of(direction: str) -> str:
-    """The app records come from in a transfer direction (the default source app)."""
-    return Provider.SNOVIO if direction == SyncRun.Direction.TO_PIPEDRIVE else Provider.PIPEDRIVE

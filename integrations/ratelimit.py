@@ -17,6 +17,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
+from integrations.models import RateWindow
+
 SLICES = 4
 
 
@@ -56,8 +58,6 @@ def _take(key: str, slice_no: int, allowed: int, ttl: float) -> bool:
 
 
 def _take_db(key: str, slice_no: int, allowed: int) -> bool:
-    from integrations.models import RateWindow
-
     rows = RateWindow.objects.filter(key=key, window_start=slice_no, count__lt=allowed)
     if rows.update(count=F("count") + 1):
         return True

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
-from integrations import forms
-from integrations.models import Integration
+from integrations import status_forms
+from integrations.pages import owned_integration
 from integrations.sync import queue
-from integrations.tasks import enqueue_pending
-
-
-def _owned(request: HttpRequest, pk: int) -> Integration:
-    return get_object_or_404(Integration, pk=pk, owner=request.user)
+from integrations.sync.runs import enqueue_pending
 
 
 def _back(pk: int) -> HttpResponse:
@@ -25,8 +21,8 @@ def _back(pk: int) -> HttpResponse:
 
 @require_POST
 def save_rule(request: HttpRequest, pk: int) -> HttpResponse:
-    integration = _owned(request, pk)
-    form = forms.RealtimeRuleForm(request.POST)
+    integration = owned_integration(request, pk)
+    form = status_forms.RealtimeRuleForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose one of the listed rules for fields changed in both apps.")
         return _back(pk)
@@ -38,7 +34,7 @@ def save_rule(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def retry_change(request: HttpRequest, pk: int, change_pk: int) -> HttpResponse:
-    integration = _owned(request, pk)
+    integration = owned_integration(request, pk)
     if queue.retry(integration, change_pk) is None:
         messages.error(request, "That change is not a failed change of this integration.")
     else:

@@ -1,7 +1,8 @@
 """Life-cycle signals that connect the settings pages to the sync engine and automations.
 
-Sent by `integrations.services`; received by `integrations.sync.receivers` and
-`automations.receivers`, so the pages never call the engine directly.
+Sent through `integrations.lifecycle` (by `services`, `connections` and `steps`); received
+by `integrations.sync.receivers` and `automations.receivers`, so the pages never call the
+engine directly.
 """
 
 from django.dispatch import Signal

@@ -1,4 +1,4 @@
-"""The seven setup steps and the settings page. Thin: forms validate, `services` acts.
+"""The seven setup steps and the settings page. Thin: forms validate, services act.
 
 Every view finds the integration among the signed-in user's own (404 otherwise). A step saved
 during setup moves on to the next step; after launch it returns to the settings page.
@@ -14,14 +14,22 @@ from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from integrations import forms, services
+from integrations import connections, forms, mapping_forms, services, status_forms, steps
 from integrations.catalog import Catalog
 from integrations.http import RemoteError
 from integrations.models import Integration, Provider, SyncRun
-from integrations.sync import queue
+from integrations.pages import owned_integration, safe_next
+from integrations.pipedrive import oauth
+from integrations.problems import (
+    Problem,
+    problem_fields,
+    problems_by_section,
+    receiving_sides,
+    settings_problems,
+)
+from integrations.sync import queue, runs
 
 OAUTH_SESSION_KEY = "pipedrive_oauth_states"
 
@@ -50,11 +58,6 @@ def steps_for(integration: Integration) -> list[Step]:
     return [s for s in STEPS if s.slug != "automations" or integration.sends_to_pipedrive]
 
 
-def _owned(request: HttpRequest, pk: int) -> Integration:
-    queryset = Integration.objects.select_related("pipedrive", "snovio")
-    return get_object_or_404(queryset, pk=pk, owner=request.user)
-
-
 def _connected(integration: Integration) -> bool:
     return integration.pipedrive is not None and integration.snovio is not None
 
@@ -76,9 +79,9 @@ def _context(integration: Integration, slug: str, **extra) -> dict:
     if current and slugs.index(slug) > 0:
         previous = steps[slugs.index(slug) - 1]
     if integration.launched_at and "problems" not in extra:
-        problems = services.settings_problems(integration)
-        extra.setdefault("problems_by_section", services.problems_by_section(problems))
-        extra.setdefault("problem_fields", services.problem_fields(problems))
+        problems = settings_problems(integration)
+        extra.setdefault("problems_by_section", problems_by_section(problems))
+        extra.setdefault("problem_fields", problem_fields(problems))
     return {
         "integration": integration,
         "steps": steps,
@@ -109,7 +112,7 @@ def _catalog(request: HttpRequest, integration: Integration) -> Catalog:
 
 
 def _report(
-    request: HttpRequest, integration: Integration, problems: list[services.Problem], saved: str
+    request: HttpRequest, integration: Integration, problems: list[Problem], saved: str
 ) -> None:
     """Say it was saved; once launched, also say what still stops the integration."""
     messages.success(request, saved)
@@ -134,12 +137,12 @@ def integration_list(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def integration_new(request: HttpRequest) -> HttpResponse:
-    integration = services.create_integration(request.user)
+    integration = steps.create_integration(request.user)
     return redirect("integrations:connect", pk=integration.pk)
 
 
 def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    integration = _owned(request, pk)
+    integration = owned_integration(request, pk)
     if integration.launched_at:
         return redirect("integrations:settings", pk=pk)
     if not _connected(integration):
@@ -151,7 +154,7 @@ def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def connect(request: HttpRequest, pk: int) -> HttpResponse:
-    integration = _owned(request, pk)
+    integration = owned_integration(request, pk)
     return render(
         request,
         "integrations/step_connect.html",
@@ -162,9 +165,7 @@ def connect(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def connect_pipedrive(request: HttpRequest, pk: int) -> HttpResponse:
     """Start OAuth: remember a random `state` for this integration and go to the consent page."""
-    from integrations.pipedrive import oauth
-
-    integration = _owned(request, pk)
+    integration = owned_integration(request, pk)
     state = secrets.token_urlsafe(32)
     states = dict(request.session.get(OAUTH_SESSION_KEY) or {})
     states[state] = integration.pk
@@ -174,8 +175,6 @@ def connect_pipedrive(request: HttpRequest, pk: int) -> HttpResponse:
 
 def pipedrive_callback(request: HttpRequest) -> HttpResponse:
     """Pipedrive sends the user back here with `code` and the `state` we made."""
-    from integrations.pipedrive import oauth
-
     states = dict(request.session.get(OAUTH_SESSION_KEY) or {})
     state = request.GET.get("state", "")
     pk = states.pop(state, None) if state else None
@@ -187,7 +186,7 @@ def pipedrive_callback(request: HttpRequest) -> HttpResponse:
             "did not match). Click “Connect Pipedrive” again.",
         )
         return redirect("integrations:list")
-    integration = _owned(request, pk)
+    integration = owned_integration(request, pk)
     back = redirect("integrations:connect", pk=integration.pk)
     if request.GET.get("error") or not request.GET.get("code"):
         reason = request.GET.get("error") or "no authorisation code"
@@ -195,7 +194,7 @@ def pipedrive_callback(request: HttpRequest) -> HttpResponse:
         return back
     try:
         token = oauth.exchange_code(request.GET["code"])
-        services.connect_pipedrive(integration, token, request.user)
+        connections.connect_pipedrive(integration, token, request.user)
     except RemoteError as exc:
         messages.error(request, f"Pipedrive could not be connected: {exc}")
         return back
@@ -207,12 +206,12 @@ def pipedrive_callback(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def connect_snovio(request: HttpRequest, pk: int) -> HttpResponse:
-    integration = _owned(request, pk)
+    integration = owned_integration(request, pk)
     form = forms.SnovioConnectForm(request.POST)
     if not form.is_valid():
         context = _context(integration, "connect", snovio_form=form)
         return render(request, "integrations/step_connect.html", context)
-    services.connect_snovio(integration, form.checked, request.user)
+    connections.connect_snovio(integration, form.checked, request.user)
     messages.success(request, "Snov.io is connected.")
     if integration.launched_at:
         return redirect("integrations:settings", pk=integration.pk)
@@ -221,11 +220,11 @@ def connect_snovio(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def disconnect(request: HttpRequest, pk: int, provider: str) -> HttpResponse:
-    integration = _owned(request, pk)
+    integration = owned_integration(request, pk)
     if provider not in Provider.values:
         messages.error(request, "Unknown app.")
         return redirect("integrations:connect", pk=pk)
-    services.disconnect(integration, provider, request.user)
+    connections.disconnect(integration, provider, request.user)
     messages.success(request, f"{Provider(provider).label} is disconnected; its tokens are gone.")
     return redirect("integrations:connect", pk=pk)
 
@@ -235,14 +234,12 @@ def disconnect(request: HttpRequest, pk: int, provider: str) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def direction(request: HttpRequest, pk: int) -> HttpResponse:
-    integration = _owned(request, pk)
+    integration = owned_integration(request, pk)
     if blocked := _needs_connections(request, integration):
         return blocked
     form = forms.DirectionForm(_posted(request), integration=integration)
     if request.method == "POST" and form.is_valid():
-        problems = services.save_direction(
-            integration, form.cleaned_data["direction"], request.user
-        )
+        problems = steps.save_direction(integration, form.cleaned_data["direction"], request.user)
         _report(request, integration, problems, "Direction saved.")
         return _after_save(integration, "direction")
     return render(
@@ -252,17 +249,17 @@ def direction(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def data_exchange(request: HttpRequest, pk: int) -> HttpResponse:
-    integration = _owned(request, pk)
+    integration = owned_integration(request, pk)
     if blocked := _needs_connections(request, integration):
         return blocked
     cat = _catalog(request, integration)
     data = request.POST if request.method == "POST" else None
     form = forms.DataExchangeForm(data, integration=integration, catalog=cat)
-    formset = forms.mapping_formset(integration, cat, data)
+    formset = mapping_forms.mapping_formset(integration, cat, data)
     if request.method == "POST" and form.is_valid() & formset.is_valid():
         exchange = form.data_exchange()
         exchange.pairs = formset.pairs()
-        problems = services.save_data_exchange(integration, exchange, request.user)
+        problems = steps.save_data_exchange(integration, exchange, request.user)
         _report(request, integration, problems, "Data exchange saved.")
         return _after_save(integration, "data")
     return render(
@@ -282,13 +279,13 @@ def _data_context(integration: Integration, form, formset) -> dict:
 
 @require_http_methods(["GET", "POST"])
 def constants(request: HttpRequest, pk: int) -> HttpResponse:
-    integration = _owned(request, pk)
+    integration = owned_integration(request, pk)
     if blocked := _needs_connections(request, integration):
         return blocked
     cat = _catalog(request, integration)
     form = forms.ConstantsForm(_posted(request), integration=integration, catalog=cat)
     if request.method == "POST" and form.is_valid():
-        problems = services.save_constants(integration, form.constants(), request.user)
+        problems = steps.save_constants(integration, form.constants(), request.user)
         _report(request, integration, problems, "Constants saved.")
         return _after_save(integration, "constants")
     return render(
@@ -300,7 +297,7 @@ def constants(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def automations(request: HttpRequest, pk: int) -> HttpResponse:
-    integration = _owned(request, pk)
+    integration = owned_integration(request, pk)
     if blocked := _needs_connections(request, integration):
         return blocked
     if not integration.sends_to_pipedrive:
@@ -318,12 +315,12 @@ def automations(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def launch(request: HttpRequest, pk: int) -> HttpResponse:
-    integration = _owned(request, pk)
+    integration = owned_integration(request, pk)
     if blocked := _needs_connections(request, integration):
         return blocked
     if integration.launched_at and request.method == "GET" and "launched" not in request.GET:
         return redirect("integrations:settings", pk=pk)
-    problems = services.settings_problems(integration)
+    problems = settings_problems(integration)
     if request.method == "POST" and not integration.launched_at:
         problems = services.launch(integration, request.user)
         if not problems:
@@ -334,7 +331,7 @@ def launch(request: HttpRequest, pk: int) -> HttpResponse:
         integration,
         "launch",
         problems=problems,
-        problems_by_section=services.problems_by_section(problems),
+        problems_by_section=problems_by_section(problems),
         system_mappings=integration.field_mappings.filter(is_system=True),
         **_review_context(integration),
     )
@@ -345,25 +342,23 @@ def _review_context(integration: Integration) -> dict:
     return {
         "custom_mappings": integration.field_mappings.filter(is_system=False),
         "list_selections": integration.list_selections.all(),
-        "constant_rows": integration.constants.filter(
-            side__in=services.receiving_sides(integration)
-        ),
+        "constant_rows": integration.constants.filter(side__in=receiving_sides(integration)),
     }
 
 
 @require_http_methods(["GET", "POST"])
 def transfer(request: HttpRequest, pk: int) -> HttpResponse:
-    integration = _owned(request, pk)
+    integration = owned_integration(request, pk)
     if not integration.launched_at:
         messages.warning(request, "Launch the integration before transferring data.")
         return redirect("integrations:launch", pk=pk)
-    form = forms.TransferForm(_posted(request), integration=integration)
+    form = status_forms.TransferForm(_posted(request), integration=integration)
     if request.method == "POST" and form.is_valid():
         token = form.cleaned_data["submit_token"]
         if token and (sent := integration.runs.filter(idempotency_key=token).first()):
             return _show_run(sent)  # the same submit again: its run's page
         try:
-            run = services.start_transfer(
+            run = runs.start_transfer(
                 integration,
                 form.cleaned_data["direction"],
                 form.cleaned_data["source_app"],
@@ -371,7 +366,7 @@ def transfer(request: HttpRequest, pk: int) -> HttpResponse:
                 request.user,
                 idempotency_key=token,
             )
-        except services.TransferUnavailable as exc:
+        except runs.TransferUnavailable as exc:
             if running := _running_transfer(integration):
                 return _already_running(request, running)
             form.add_error(None, str(exc))
@@ -400,11 +395,11 @@ def _show_run(run: SyncRun) -> HttpResponse:
 
 
 def _senders() -> dict[str, str]:
-    return {d: forms.sender_of(d) for d in SyncRun.Direction.values}
+    return {d: status_forms.sender_of(d) for d in SyncRun.Direction.values}
 
 
 def transfer_run(request: HttpRequest, pk: int, run_pk: int) -> HttpResponse:
-    integration = _owned(request, pk)
+    integration = owned_integration(request, pk)
     run = get_object_or_404(SyncRun, pk=run_pk, integration=integration)
     return render(
         request,
@@ -417,20 +412,20 @@ def transfer_run(request: HttpRequest, pk: int, run_pk: int) -> HttpResponse:
 
 
 def settings_page(request: HttpRequest, pk: int) -> HttpResponse:
-    integration = _owned(request, pk)
+    integration = owned_integration(request, pk)
     if not integration.launched_at:
         return redirect("integrations:detail", pk=pk)
-    services.ensure_legacy_paused(integration)
+    connections.ensure_legacy_paused(integration)
     cat = Catalog.for_integration(integration)
-    problems = services.settings_problems(integration)
+    problems = settings_problems(integration)
     context = _context(
         integration,
         "settings",
         catalog_refreshed_at=cat.refreshed_at,
         problems=problems,
-        problems_by_section=services.problems_by_section(problems),
-        problem_fields=services.problem_fields(problems),
-        status_form=forms.StatusForm(initial={"status": integration.status}),
+        problems_by_section=problems_by_section(problems),
+        problem_fields=problem_fields(problems),
+        status_form=status_forms.StatusForm(initial={"status": integration.status}),
         snovio_form=forms.SnovioConnectForm(),
         direction_form=forms.DirectionForm(integration=integration),
         constants_form=forms.ConstantsForm(integration=integration, catalog=cat),
@@ -438,11 +433,13 @@ def settings_page(request: HttpRequest, pk: int) -> HttpResponse:
         # A preview is not a transfer: "Last transfer" is the last one that wrote.
         latest_run=integration.runs.filter(dry_run=False).first(),
         queue=queue.summary(integration),
-        rule_form=forms.RealtimeRuleForm(initial={"realtime_rule": integration.realtime_rule}),
+        rule_form=status_forms.RealtimeRuleForm(
+            initial={"realtime_rule": integration.realtime_rule}
+        ),
         **_data_context(
             integration,
             forms.DataExchangeForm(integration=integration, catalog=cat),
-            forms.mapping_formset(integration, cat),
+            mapping_forms.mapping_formset(integration, cat),
         ),
         **_review_context(integration),
     )
@@ -451,8 +448,8 @@ def settings_page(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def change_status(request: HttpRequest, pk: int) -> HttpResponse:
-    integration = _owned(request, pk)
-    form = forms.StatusForm(request.POST)
+    integration = owned_integration(request, pk)
+    form = status_forms.StatusForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose Active or Paused.")
     elif integration.status == Integration.Status.SYNCING:
@@ -474,16 +471,13 @@ def change_status(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def refresh(request: HttpRequest, pk: int) -> HttpResponse:
-    integration = _owned(request, pk)
+    integration = owned_integration(request, pk)
     result, problems = services.refresh(integration, request.user)
     level = messages.ERROR if result.errors else messages.SUCCESS
     messages.add_message(request, level, f"Refreshed. {result.summary()}")
     if problems:
         messages.warning(request, f"{len(problems)} setting(s) need attention, marked in red.")
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
+    if target := safe_next(request):
         return redirect(target)
     if integration.launched_at:
         return redirect("integrations:settings", pk=pk)

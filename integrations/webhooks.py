@@ -14,8 +14,6 @@ import hashlib
 import hmac
 import json
 import logging
-from importlib import import_module
-from importlib.util import find_spec
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
@@ -26,10 +24,13 @@ from django.template.loader import render_to_string
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from automations import engine
 from integrations.models import Integration, PendingChange, RecordLink, SyncEvent, SyncRun
+from integrations.pages import owned_integration
 from integrations.sync.matching import normalise_email
 from integrations.sync.queue import store_change
 from integrations.sync.realtime import PERSON_KINDS
+from integrations.sync.runs import enqueue_pending
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,6 @@ def _basic_auth_ok(request: HttpRequest, user: str, password: str) -> bool:
 
 
 def _enqueue(integration: Integration) -> None:
-    from integrations.tasks import enqueue_pending
-
     if integration.status == Integration.Status.ACTIVE:
         enqueue_pending(integration.pk)
 
@@ -165,25 +164,16 @@ def snovio_hook(request: HttpRequest, secret: str) -> HttpResponse:
 
 
 def _to_automations(integration: Integration, payload: dict) -> bool:
-    """Hand a campaign event to the automations engine, when it is installed."""
-    if not find_spec("automations.engine"):
-        return False
-    receive = getattr(import_module("automations.engine"), "receive_event", None)
-    if receive is None:
-        return False
-    receive(integration, payload)
+    """Hand a campaign event to the automations engine."""
+    engine.receive_event(integration, payload)
     return True
 
 
 # --- pages ---------------------------------------------------------------------------------
-def _owned(request: HttpRequest, pk: int) -> Integration:
-    return get_object_or_404(Integration, pk=pk, owner=request.user)
-
-
 @require_GET
 def history(request: HttpRequest, pk: int) -> HttpResponse:
     """Search by email: what happened to that contact, when and why."""
-    integration = _owned(request, pk)
+    integration = owned_integration(request, pk)
     query = normalise_email(request.GET.get("email", ""))
     events = SyncEvent.objects.filter(integration=integration).select_related("run")
     links = RecordLink.objects.none()
@@ -218,7 +208,7 @@ def history(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def transfer_progress(request: HttpRequest, pk: int, run_pk: int) -> HttpResponse:
     """The run's progress as JSON (`?format=json` or Accept: application/json) or the partial."""
-    integration = _owned(request, pk)
+    integration = owned_integration(request, pk)
     run = get_object_or_404(SyncRun, pk=run_pk, integration=integration)
     wants_json = request.GET.get("format") == "json" or "application/json" in request.headers.get(
         "Accept", ""

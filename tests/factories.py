@@ -29,7 +29,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from integrations import services
+from integrations import connections, services, steps
 from integrations.models import (
     Connection,
     ConstantField,
@@ -111,7 +111,7 @@ def connected_integration(user, sandbox, **options: Any) -> Integration:
             raise TypeError(f"Integration has no setting {name!r}")
         setattr(integration, name, value)
     integration.save()
-    services.ensure_system_mappings(integration)
+    steps.ensure_system_mappings(integration)
     for position, (snovio_field, pipedrive_field, data_type) in enumerate(pairs, start=100):
         FieldMapping.objects.create(
             integration=integration,
@@ -134,12 +134,12 @@ def connected_integration(user, sandbox, **options: Any) -> Integration:
 # --- through the setup pages' service functions, step by step -------------------------------
 def integration_with_both_apps(owner, sandbox) -> Integration:
     """Steps 1 done: both apps connected (OAuth token from the sandbox, real Snov.io check)."""
-    integration = services.create_integration(owner)
-    services.connect_pipedrive(integration, sandbox.pipedrive.issue_token(), owner)
-    checked = services.check_snovio_credentials(
+    integration = steps.create_integration(owner)
+    connections.connect_pipedrive(integration, sandbox.pipedrive.issue_token(), owner)
+    checked = connections.check_snovio_credentials(
         settings.SANDBOX_SNOVIO_CLIENT_ID, settings.SANDBOX_SNOVIO_CLIENT_SECRET
     )
-    services.connect_snovio(integration, checked, owner)
+    connections.connect_snovio(integration, checked, owner)
     integration.refresh_from_db()
     return integration
 
@@ -147,12 +147,12 @@ def integration_with_both_apps(owner, sandbox) -> Integration:
 def ready_integration(owner, sandbox, direction: str = Integration.Direction.TWO_WAY):
     """Steps 1-4 done: every required setting chosen, one custom pair Industry ↔ Industry."""
     integration = integration_with_both_apps(owner, sandbox)
-    services.save_direction(integration, direction, owner)
+    steps.save_direction(integration, direction, owner)
     lists = integration.catalog.get(kind="snovio_lists").items
     users = integration.catalog.get(kind="pipedrive_users").items
-    services.save_data_exchange(
+    steps.save_data_exchange(
         integration,
-        services.DataExchange(
+        steps.DataExchange(
             target_list={"id": lists[0]["id"], "name": lists[0]["name"]},
             owner={"id": users[0]["id"], "name": users[0]["name"]},
             pairs=[industry_pair()],

@@ -20,16 +20,6 @@ ROOT = Path(__file__).resolve().parent.parent
 APPS = ("syncbridge", "integrations", "automations")
 SANDBOX = "integrations.sandbox"
 
-# Function-local imports that close a cycle today, as (importer, imported). They are in files
-# being rewritten elsewhere; delete each entry once its cycle is gone (the test says when).
-KNOWN_CYCLES: frozenset[tuple[str, str]] = frozenset(
-    {
-        # the webhook receivers enqueue tasks; tasks imports the receivers in a function.
-        ("integrations.sync.receivers", "integrations.tasks"),
-        ("integrations.tasks", "integrations.sync.receivers"),
-    }
-)
-
 
 @dataclass(frozen=True)
 class Import:
@@ -188,17 +178,10 @@ def test_module_level_imports_form_no_cycle():
 
 def test_no_function_local_import_hides_a_cycle():
     closing = cycle_closing_local_imports(import_graph())
-    unknown = [i for i in closing if (i.importer, i.imported) not in KNOWN_CYCLES]
-    assert unknown == [], (
+    assert closing == [], (
         "These imports inside functions close an import cycle; move the shared code down a "
-        "layer instead:\n" + "\n".join(f"  {i}" for i in unknown)
+        "layer instead:\n" + "\n".join(f"  {i}" for i in closing)
     )
-
-
-def test_the_known_cycles_list_holds_only_cycles_that_still_exist():
-    closing = {(i.importer, i.imported) for i in cycle_closing_local_imports(import_graph())}
-    gone = sorted(KNOWN_CYCLES - closing)
-    assert gone == [], f"Fixed, so delete from KNOWN_CYCLES: {gone}"
 
 
 def test_production_code_never_imports_the_sandbox():

@@ -23,6 +23,8 @@ from integrations.models import (
     SyncEvent,
     SyncRun,
 )
+from integrations.pipedrive.client import PipedriveClient
+from integrations.snovio.client import SnovioClient
 from integrations.sync import mapping, sanitize, threeway
 from integrations.sync.mapping import (
     Constant,
@@ -195,9 +197,6 @@ class SyncContext:
     """One integration's clients, spec and record links, for one transfer or change."""
 
     def __init__(self, integration: Integration, pipedrive: Any = None, snovio: Any = None):
-        from integrations.pipedrive.client import PipedriveClient
-        from integrations.snovio.client import SnovioClient
-
         self.integration = integration
         self.pipedrive = pipedrive or PipedriveClient.for_connection(integration.pipedrive)
         self.snovio = snovio or SnovioClient.for_connection(integration.snovio)

@@ -1,4 +1,4 @@
-"""The sync engine follows the integration's life cycle (signals sent by integrations.services).
+"""The sync engine follows the integration's life cycle (signals from lifecycle).
 
 - Becoming Active: (re)register the webhooks both remotes need, ensure the scheduled
   catch-up exists, and drain the changes held while it was Paused or Syncing.
@@ -20,9 +20,11 @@ from django.dispatch import receiver
 from django.urls import reverse
 
 from integrations import signals
+from integrations.catalog import client_for
 from integrations.http import RemoteError
 from integrations.models import Integration, Provider
 from integrations.snovio.constants import WEBHOOK_TRIGGERS
+from integrations.sync import runs
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,6 @@ def snovio_hook_url(integration: Integration) -> str:
 
 
 def _client(connection) -> Any:
-    from integrations.catalog import client_for
-
     return client_for(connection)
 
 
@@ -143,26 +143,16 @@ def on_status_changed(
 ) -> None:
     if new_status != Integration.Status.ACTIVE:
         return
-    from django_q.tasks import async_task
-
-    from integrations import tasks
-
-    tasks.ensure_schedule()
-    async_task(
-        "integrations.tasks.register_webhooks", integration.pk, group=f"sync-{integration.pk}"
-    )
-    tasks.enqueue_pending(integration.pk)
+    runs.ensure_schedule()
+    runs.enqueue_register_webhooks(integration.pk)
+    runs.enqueue_pending(integration.pk)
 
 
 @receiver(signals.settings_changed, dispatch_uid="sync-settings-changed")
 def on_settings_changed(sender: Any, integration: Integration, **kwargs: Any) -> None:
     if integration.status != Integration.Status.ACTIVE:
         return
-    from django_q.tasks import async_task
-
-    async_task(
-        "integrations.tasks.register_webhooks", integration.pk, group=f"sync-{integration.pk}"
-    )
+    runs.enqueue_register_webhooks(integration.pk)
 
 
 @receiver(signals.disconnecting, dispatch_uid="sync-disconnecting")

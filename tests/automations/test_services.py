@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from automations import services
 from automations.models import ActionKind, Scenario, ScenarioAction, Trigger
 from integrations.models import Integration
+from integrations.problems import settings_problems
 from tests.automations.conftest import PIPELINES, STAGES, store_catalog
 
 pytestmark = pytest.mark.django_db
@@ -238,12 +239,9 @@ def test_idle_automations_report_no_problem(integration):
 
 
 def test_the_settings_check_reports_a_missing_stage_as_an_automations_problem(integration):
-    from integrations import services as settings_services
 
     add(integration, kind=ActionKind.MOVE_TO_STAGE, pipeline_id=1, stage_id=13)
     store_catalog(integration, PIPELINES, [s for s in STAGES if s["id"] != 13])
-    found = [
-        p for p in settings_services.settings_problems(integration) if p.section == "automations"
-    ]
+    found = [p for p in settings_problems(integration) if p.section == "automations"]
     assert len(found) == 1
     assert "stage no longer exists" in found[0].message

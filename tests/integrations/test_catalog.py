@@ -7,6 +7,7 @@ import pytest
 from integrations import catalog, services
 from integrations.catalog import Catalog, Kind
 from integrations.models import Connection, RemoteCatalog
+from integrations.problems import connection_problems
 from integrations.sandbox.pipedrive import custom_field_key
 from tests.factories import (
     add_pipedrive_field,
@@ -139,7 +140,7 @@ def test_an_unreachable_remote_keeps_its_catalogue_and_marks_the_connection_fail
     assert Catalog.for_integration(integration).items(Kind.SNOVIO_LISTS) == before
     integration.snovio.refresh_from_db()
     assert integration.snovio.status == Connection.Status.FAILED
-    problems = services.connection_problems(integration)
+    problems = connection_problems(integration)
     assert [p.field for p in problems] == ["snovio"]
     assert "could not be reached" in problems[0].message
 

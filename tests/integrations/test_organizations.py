@@ -9,8 +9,8 @@ from integrations.models import SyncRun
 from integrations.pipedrive.client import PipedriveClient
 from integrations.sandbox import seed
 from integrations.snovio.client import SnovioClient
+from integrations.sync.runs import create_run
 from integrations.sync.transfer import transfer
-from integrations.tasks import create_run
 from tests.factories import connected_integration, fast_limits  # noqa: F401
 from tests.integrations.pipedrive_support import make_owner, oauth_connection
 

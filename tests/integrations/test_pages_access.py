@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from integrations import services
+from integrations import steps
 from integrations.models import Integration
 from tests.factories import integration_with_both_apps, launched_integration
 
@@ -42,7 +42,7 @@ def url(name: str, integration: Integration, **kwargs) -> str:
 
 
 def test_every_page_needs_a_login(client, user):
-    integration = services.create_integration(user)
+    integration = steps.create_integration(user)
     for name in PAGES:
         response = client.get(url(name, integration))
         assert response.status_code == 302 and response.url.startswith("/accounts/login/"), name
@@ -71,7 +71,7 @@ def test_another_users_integration_is_not_found_on_any_page_or_action(
 def test_an_oauth_callback_cannot_connect_someone_elses_integration(
     client, user, other_user, sandbox
 ):
-    integration = services.create_integration(user)
+    integration = steps.create_integration(user)
     client.force_login(user)
     client.post(url("connect_pipedrive", integration))
     state = next(iter(client.session["pipedrive_oauth_states"]))
@@ -131,7 +131,7 @@ def test_garbage_during_setup_is_reported_next_to_the_fields(client_logged_in, u
 
 
 def test_disconnecting_an_unknown_app_is_refused_politely(client_logged_in, user):
-    integration = services.create_integration(user)
+    integration = steps.create_integration(user)
     response = client_logged_in.post(url("disconnect", integration, provider="excel"))
     assert response.status_code == 302
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from integrations import services, signals
+from integrations import lifecycle, signals, steps
 from integrations.models import Integration
 from integrations.sandbox.pipedrive import custom_field_key
 from tests.factories import (
@@ -79,7 +79,7 @@ def test_syncing_and_failed_cannot_be_chosen(client_logged_in, user, sandbox):
 
 def test_the_switch_waits_while_a_transfer_runs(client_logged_in, user, sandbox):
     integration = launched_integration(user, sandbox)
-    services.set_status(integration, Status.SYNCING, None, "Transfer running")
+    lifecycle.set_status(integration, Status.SYNCING, None, "Transfer running")
     page = text(client_logged_in.get(url("settings", integration)))
     assert 'class="seg state on"' in page
     response = client_logged_in.post(url("status", integration), {"status": "paused"}, follow=True)
@@ -194,7 +194,7 @@ def test_a_legacy_token_connection_is_shown_paused_with_reconnect(client_logged_
 
 def test_the_list_shows_each_integration_with_its_status(client_logged_in, user, sandbox):
     launched_integration(user, sandbox)
-    services.create_integration(user)
+    steps.create_integration(user)
     page = text(client_logged_in.get(reverse("integrations:list")))
     assert page.count('data-status="active"') == 1 and page.count('data-status="paused"') == 1
     assert "Continue setup" in page and ">Settings</a>" in page

@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from integrations.models import Connection, Integration
 from integrations.sandbox.pipedrive import custom_field_key
+from integrations.sync import runs
 from tests.conftest import SANDBOX_URL
 from tests.factories import (
     integration_with_both_apps,
@@ -479,16 +480,14 @@ def test_a_one_way_integration_transfers_one_way_only(client_logged_in, user, sa
 def test_submitting_the_transfer_hands_it_to_the_sync_engine(
     client_logged_in, user, sandbox, monkeypatch
 ):
-    import integrations.tasks
-
     integration = launched_integration(user, sandbox)
     calls = []
 
-    def fake_start(integration, direction, source_app, dry_run, user):
+    def fake_start(integration, direction, source_app, dry_run, user, *, idempotency_key=""):
         calls.append((direction, source_app, dry_run, user.username))
         return integration.runs.create(direction=direction, source_app=source_app, dry_run=True)
 
-    monkeypatch.setattr(integrations.tasks, "start_transfer", fake_start)
+    monkeypatch.setattr(runs, "start_transfer", fake_start)
     response = client_logged_in.post(
         url("transfer", integration),
         {"direction": "to_pipedrive", "source_app": "pipedrive", "dry_run": "on"},

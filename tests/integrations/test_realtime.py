@@ -6,11 +6,10 @@ import base64
 import json
 import threading
 
-import django_q.conf
 import pytest
 from django.test import Client
 
-from integrations import services, tasks
+from integrations import connections, services, tasks
 from integrations.models import EmailActivity, Integration, PendingChange, SyncEvent, SyncRun
 from integrations.pipedrive.client import PipedriveClient
 from integrations.snovio.client import SnovioClient
@@ -51,12 +50,6 @@ def sandbox(empty_sandbox):
     )
     box.pipedrive.add_person(name="Carl Crm", email="carl.crm@acme.example", job_title="CFO")
     return box
-
-
-@pytest.fixture
-def sync_tasks(monkeypatch):
-    """django-q2 runs each enqueued task at once, in this process."""
-    monkeypatch.setattr(django_q.conf.Conf, "SYNC", True)
 
 
 @pytest.fixture
@@ -307,8 +300,8 @@ def test_webhooks_are_registered_once_and_removed_on_disconnect(sandbox, live):
     live.refresh_from_db()
     assert len(live.pipedrive_webhook_ids) == 2 and len(live.snovio_webhook_ids) == 6
 
-    services.disconnect(live, "pipedrive")
-    services.disconnect(live, "snovio")
+    connections.disconnect(live, "pipedrive")
+    connections.disconnect(live, "snovio")
 
     assert sandbox.pipedrive.webhooks() == [] and sandbox.snovio.webhooks() == []
 

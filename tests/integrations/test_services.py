@@ -6,9 +6,11 @@ import pytest
 from django.conf import settings
 
 from automations.models import ActionKind, Scenario, ScenarioAction, Trigger
-from integrations import fieldspec, services, signals
+from integrations import connections, fieldspec, lifecycle, services, signals, steps
 from integrations.http import AuthError
 from integrations.models import Connection, Integration, Provider, StatusChange
+from integrations.problems import settings_problems
+from integrations.sync import runs
 from tests.factories import (
     delete_pipedrive_field,
     integration_with_both_apps,
@@ -48,7 +50,7 @@ def names(problems) -> str:
 
 
 def test_a_new_integration_is_two_way_all_lists_email_only_and_paused(user):
-    integration = services.create_integration(user)
+    integration = steps.create_integration(user)
     assert integration.direction == Integration.Direction.TWO_WAY
     assert integration.all_lists is True
     assert integration.only_with_email is True
@@ -58,7 +60,7 @@ def test_a_new_integration_is_two_way_all_lists_email_only_and_paused(user):
 
 
 def test_a_new_integration_has_every_system_pair_locked(user):
-    integration = services.create_integration(user)
+    integration = steps.create_integration(user)
     pairs = list(integration.field_mappings.values_list("snovio_field", "pipedrive_field"))
     assert pairs == [(p.snovio_field, p.pipedrive_field) for p in fieldspec.SYSTEM_PAIRS]
     assert all(integration.field_mappings.values_list("is_system", flat=True))
@@ -77,8 +79,8 @@ def test_connecting_both_apps_leaves_the_integration_paused_until_launch(user, s
 
 def test_snovio_credentials_are_checked_by_a_real_token_request(sandbox):
     with pytest.raises(AuthError):
-        services.check_snovio_credentials(settings.SANDBOX_SNOVIO_CLIENT_ID, "wrong-secret")
-    checked = services.check_snovio_credentials(
+        connections.check_snovio_credentials(settings.SANDBOX_SNOVIO_CLIENT_ID, "wrong-secret")
+    checked = connections.check_snovio_credentials(
         settings.SANDBOX_SNOVIO_CLIENT_ID, settings.SANDBOX_SNOVIO_CLIENT_SECRET
     )
     assert checked.pk is None and checked.access_token
@@ -89,7 +91,7 @@ def test_snovio_credentials_are_checked_by_a_real_token_request(sandbox):
 def test_disconnecting_removes_the_tokens_and_pauses_a_running_integration(user, sandbox, received):
     integration = launched_integration(user, sandbox)
     conn = integration.pipedrive
-    services.disconnect(integration, Provider.PIPEDRIVE, user)
+    connections.disconnect(integration, Provider.PIPEDRIVE, user)
     conn.refresh_from_db()
     integration.refresh_from_db()
     assert conn.access_token == "" and conn.refresh_token == ""
@@ -107,8 +109,8 @@ def test_disconnecting_removes_the_tokens_and_pauses_a_running_integration(user,
 
 
 def test_set_status_records_who_and_why_and_tells_the_listeners(user, received):
-    integration = services.create_integration(user)
-    change = services.set_status(integration, Status.ACTIVE, user, "because")
+    integration = steps.create_integration(user)
+    change = lifecycle.set_status(integration, Status.ACTIVE, user, "because")
     assert (change.from_status, change.to_status, change.changed_by, change.reason) == (
         "paused",
         "active",
@@ -129,16 +131,16 @@ def test_set_status_records_who_and_why_and_tells_the_listeners(user, received):
 
 
 def test_setting_the_status_it_already_has_records_nothing(user, received):
-    integration = services.create_integration(user)
-    assert services.set_status(integration, Status.PAUSED, user, "again") is None
+    integration = steps.create_integration(user)
+    assert lifecycle.set_status(integration, Status.PAUSED, user, "again") is None
     assert not StatusChange.objects.exists()
     assert not [n for n, _ in received if n == "status_changed"]
 
 
 def test_an_unknown_status_is_refused(user):
-    integration = services.create_integration(user)
+    integration = steps.create_integration(user)
     with pytest.raises(ValueError):
-        services.set_status(integration, "exploded")
+        lifecycle.set_status(integration, "exploded")
 
 
 def test_a_failing_listener_never_undoes_a_status_change(user):
@@ -147,8 +149,8 @@ def test_a_failing_listener_never_undoes_a_status_change(user):
 
     signals.status_changed.connect(broken, weak=False)
     try:
-        integration = services.create_integration(user)
-        services.set_status(integration, Status.ACTIVE, user)
+        integration = steps.create_integration(user)
+        lifecycle.set_status(integration, Status.ACTIVE, user)
     finally:
         signals.status_changed.disconnect(broken)
     integration.refresh_from_db()
@@ -179,7 +181,7 @@ def test_two_way_cannot_launch_without_a_sync_to_list(user, sandbox):
 
 def test_one_way_to_pipedrive_needs_no_sync_to_list(user, sandbox):
     integration = integration_with_both_apps(user, sandbox)
-    services.save_direction(integration, Integration.Direction.TO_PIPEDRIVE, user)
+    steps.save_direction(integration, Integration.Direction.TO_PIPEDRIVE, user)
     assert services.launch(integration, user) == []
 
 
@@ -187,17 +189,17 @@ def test_one_way_to_snovio_needs_a_list_but_no_owner(user, sandbox):
     integration = integration_with_both_apps(user, sandbox)
     integration.pipedrive_owner_id = None
     integration.save()
-    services.save_direction(integration, Integration.Direction.TO_SNOVIO, user)
-    assert [p.field for p in services.settings_problems(integration)] == ["target_list"]
-    services.save_direction(integration, Integration.Direction.TWO_WAY, user)
-    assert {p.field for p in services.settings_problems(integration)} == {"target_list", "owner"}
+    steps.save_direction(integration, Integration.Direction.TO_SNOVIO, user)
+    assert [p.field for p in settings_problems(integration)] == ["target_list"]
+    steps.save_direction(integration, Integration.Direction.TWO_WAY, user)
+    assert {p.field for p in settings_problems(integration)} == {"target_list", "owner"}
 
 
 def test_chosen_lists_are_required_when_all_lists_is_off(user, sandbox):
     integration = ready_integration(user, sandbox)
     integration.all_lists = False
     integration.save()
-    problems = services.settings_problems(integration)
+    problems = settings_problems(integration)
     assert [p.field for p in problems] == ["lists"]
     assert "All lists" in problems[0].fix
 
@@ -205,7 +207,7 @@ def test_chosen_lists_are_required_when_all_lists_is_off(user, sandbox):
 def test_saving_settings_restarts_sync_on_them(user, sandbox, received):
     integration = integration_with_both_apps(user, sandbox)
     received.clear()
-    services.save_direction(integration, Integration.Direction.TO_SNOVIO, user)
+    steps.save_direction(integration, Integration.Direction.TO_SNOVIO, user)
     integration.refresh_from_db()
     assert integration.direction == Integration.Direction.TO_SNOVIO
     assert [n for n, _ in received] == ["settings_changed"]
@@ -262,7 +264,7 @@ def test_fixing_the_problems_lets_the_user_resume(user, sandbox):
     services.pause(integration, user)
     delete_pipedrive_field(sandbox, "Industry")
     assert services.resume(integration, user)
-    services.save_field_mappings(integration, [])  # remove the broken pair
+    steps.save_field_mappings(integration, [])  # remove the broken pair
     assert services.resume(integration, user) == []
     integration.refresh_from_db()
     assert integration.status == Status.ACTIVE
@@ -319,9 +321,9 @@ def test_a_legacy_token_integration_stays_paused_until_reconnected_by_oauth(user
     oauth_conn.delete()
     integration.refresh_from_db()
 
-    services.ensure_legacy_paused(integration)
+    connections.ensure_legacy_paused(integration)
     assert integration.status == Status.PAUSED
-    assert integration.status_changes.get().reason == services.LEGACY_REASON
+    assert integration.status_changes.get().reason == connections.LEGACY_REASON
 
     problems = services.resume(integration, user)
     assert [p.field for p in problems] == ["pipedrive"]
@@ -330,7 +332,7 @@ def test_a_legacy_token_integration_stays_paused_until_reconnected_by_oauth(user
     assert integration.status == Status.PAUSED
 
     # Reconnect by OAuth: the same connection, every setting kept.
-    services.connect_pipedrive(integration, sandbox.pipedrive.issue_token(), user)
+    connections.connect_pipedrive(integration, sandbox.pipedrive.issue_token(), user)
     integration.refresh_from_db()
     assert integration.pipedrive.pk == legacy.pk
     assert integration.pipedrive.auth_kind == Connection.AuthKind.OAUTH
@@ -346,18 +348,14 @@ def test_a_legacy_token_integration_stays_paused_until_reconnected_by_oauth(user
 
 def test_a_transfer_starts_only_while_active(user, sandbox):
     integration = ready_integration(user, sandbox)
-    with pytest.raises(services.TransferUnavailable):
-        services.start_transfer(integration, "to_pipedrive", "snovio", True, user)
+    with pytest.raises(runs.TransferUnavailable):
+        runs.start_transfer(integration, "to_pipedrive", "snovio", True, user)
 
 
 def test_a_transfer_is_handed_to_the_sync_engine(user, sandbox, monkeypatch):
-    import integrations.tasks
-
     integration = launched_integration(user, sandbox)
     calls = []
     run = integration.runs.create(direction="to_snovio", source_app="pipedrive", dry_run=True)
-    monkeypatch.setattr(
-        integrations.tasks, "start_transfer", lambda *args: calls.append(args) or run
-    )
-    assert services.start_transfer(integration, "to_snovio", "pipedrive", True, user) == run
+    monkeypatch.setattr(runs, "open_run", lambda *args: calls.append(args[:5]) or (run, False))
+    assert runs.start_transfer(integration, "to_snovio", "pipedrive", True, user) == run
     assert calls == [(integration, "to_snovio", "pipedrive", True, user)]

@@ -16,9 +16,10 @@ from integrations.sandbox import seed
 from integrations.sandbox.pipedrive import custom_field_key
 from integrations.sandbox.testing import serve_in_process
 from integrations.snovio.client import SnovioClient
+from integrations.sync import runs
 from integrations.sync.locks import LEASE
+from integrations.sync.runs import create_run
 from integrations.sync.transfer import Slice, run_slice, transfer
-from integrations.tasks import create_run
 from tests.conftest import make_sandbox
 from tests.factories import connected_integration, fast_limits  # noqa: F401
 
@@ -506,11 +507,9 @@ def test_a_person_create_whose_answer_is_lost_ends_with_exactly_one_person(
 
 
 def test_a_transfer_whose_worker_died_is_resumed_by_the_scheduled_catch_up(
-    sandbox, integration, monkeypatch
+    sandbox, integration, request
 ):
-    import django_q.conf
-
-    from integrations.tasks import resume_stalled_transfers
+    from integrations.sync.runs import resume_stalled_transfers
 
     run = create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, None)
 
@@ -520,7 +519,7 @@ def test_a_transfer_whose_worker_died_is_resumed_by_the_scheduled_catch_up(
     with pytest.raises(WorkerKilled):
         transfer(run, page_size=20, after_page=die)
     assert resume_stalled_transfers() == 0  # its lease has not expired: maybe still alive
-    monkeypatch.setattr(django_q.conf.Conf, "SYNC", True)
+    request.getfixturevalue("sync_tasks")  # from here on, tasks run inline
     # The lease expiring stands for its 20 seconds passing.
     SyncRun.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now())
 
@@ -533,15 +532,13 @@ def test_a_transfer_whose_worker_died_is_resumed_by_the_scheduled_catch_up(
 
 
 def test_a_queued_transfer_whose_task_was_lost_is_queued_again_after_a_minute(
-    sandbox, integration, monkeypatch
+    sandbox, integration, request
 ):
-    import django_q.conf
-
-    from integrations.tasks import QUEUED_GRACE, resume_stalled_transfers
+    from integrations.sync.runs import QUEUED_GRACE, resume_stalled_transfers
 
     run = create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, None)  # its task never ran
     assert resume_stalled_transfers() == 0  # a worker may still be about to take it
-    monkeypatch.setattr(django_q.conf.Conf, "SYNC", True)
+    request.getfixturevalue("sync_tasks")  # from here on, tasks run inline
 
     assert resume_stalled_transfers(now=timezone.now() + QUEUED_GRACE) == 1
 
@@ -564,13 +561,13 @@ def test_the_watch_of_a_live_transfer_only_looks_again_when_its_lease_would_expi
 
     assert tasks.watch_transfer(run.pk) == f"transfer {run.pk}: alive"
 
-    watch = Schedule.objects.get(name=tasks.watch_name(run.pk))
-    assert watch.next_run == run.lease_expires_at + tasks.WATCH_DELAY
+    watch = Schedule.objects.get(name=runs.watch_name(run.pk))
+    assert watch.next_run == run.lease_expires_at + runs.WATCH_DELAY
     assert watch.func == "integrations.tasks.watch_transfer" and watch.args == str(run.pk)
     assert not sandbox.request_log and not run.events.exists()  # nothing was done to the run
     # The worst case from a worker's death to its run taken over: the lease, then the watch,
     # then a full cycle of django-q2's scheduler.
-    assert LEASE + tasks.WATCH_DELAY + tasks.SCHEDULER_CYCLE <= timedelta(seconds=60)
+    assert LEASE + runs.WATCH_DELAY + runs.SCHEDULER_CYCLE <= timedelta(seconds=60)
 
 
 def test_a_worker_that_lost_its_lease_stops_without_touching_the_run(sandbox, integration):
@@ -595,8 +592,8 @@ def test_a_transfer_is_cut_into_slices_that_each_queue_the_next(sandbox, integra
     from integrations import tasks
 
     queued = []
-    monkeypatch.setattr(tasks, "SLICE_SECONDS", 0.000001)  # every page uses the slice up
-    monkeypatch.setattr(tasks, "enqueue_transfer", queued.append)
+    monkeypatch.setattr(runs, "SLICE_SECONDS", 0.000001)  # every page uses the slice up
+    monkeypatch.setattr(runs, "enqueue_transfer", queued.append)
     run = create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, None)
     run.checkpoint["page_size"] = 50
     run.save()

@@ -23,6 +23,7 @@ from django_q.models import Schedule
 from integrations import tasks
 from integrations.http import HttpClient
 from integrations.models import Integration, SyncRun
+from integrations.sync import runs
 from integrations.sync.context import SyncContext
 from tests.factories import connected_integration, fast_limits  # noqa: F401
 from tests.integrations.exactly_once import (
@@ -100,8 +101,8 @@ def fire_the_watch(run: SyncRun, clock: Clock, killed_at: datetime, latencies: l
     which may be killed in turn).
     """
     for _ in range(5):
-        watch = Schedule.objects.get(name=tasks.watch_name(run.pk))
-        clock.jump_to(watch.next_run + tasks.SCHEDULER_CYCLE)
+        watch = Schedule.objects.get(name=runs.watch_name(run.pk))
+        clock.jump_to(watch.next_run + runs.SCHEDULER_CYCLE)
         run.refresh_from_db()
         if not (run.lease_owner and run.lease_expires_at > clock.now()):
             latencies.append(clock.now() - killed_at)
@@ -119,7 +120,7 @@ def test_a_transfer_killed_at_random_points_is_resumed_within_a_minute_exactly_o
     points = rng.sample(KILL_POINTS, rng.randint(1, 3))
     trial = f"seed={seed} direction={direction} kill points={sorted(points)}"
     integration = connected_integration(user, sandbox)
-    run = tasks.create_run(integration, direction)
+    run = runs.create_run(integration, direction)
     killer = Killer(points)
     install(killer, monkeypatch)
 
@@ -150,7 +151,7 @@ def test_a_transfer_killed_at_random_points_is_resumed_within_a_minute_exactly_o
         assert_transferred_exactly_once(integration, run)
     except AssertionError as failure:
         raise AssertionError(f"{trial}: {failure}") from failure
-    assert not Schedule.objects.filter(name=tasks.watch_name(run.pk)).exists(), trial
+    assert not Schedule.objects.filter(name=runs.watch_name(run.pk)).exists(), trial
     integration.refresh_from_db()
     assert integration.status == Integration.Status.ACTIVE, trial
     print(f"{trial}: {len(kills)} kill(s), resumed after {[str(x) for x in latencies]}")

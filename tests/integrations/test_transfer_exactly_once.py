@@ -21,6 +21,7 @@ from django.urls import reverse
 
 from integrations import tasks
 from integrations.models import Integration, SyncEvent, SyncRun
+from integrations.sync import runs
 from tests.factories import connected_integration, fast_limits  # noqa: F401
 from tests.integrations.exactly_once import assert_transferred_exactly_once, at_once
 
@@ -176,7 +177,7 @@ def test_two_transfer_commands_at_once_transfer_each_record_once(user, sandbox):
 @needs_postgresql
 def test_one_run_handed_to_two_workers_at_once_is_executed_once(user, sandbox):
     integration = connected_integration(user, sandbox)
-    run = tasks.create_run(integration, TO_PIPEDRIVE)
+    run = runs.create_run(integration, TO_PIPEDRIVE)
 
     results = at_once(lambda: tasks.run_transfer(run.pk), lambda: tasks.run_transfer(run.pk))
 
@@ -189,7 +190,7 @@ def test_one_run_handed_to_two_workers_at_once_is_executed_once(user, sandbox):
 
 @pytest.mark.django_db
 def test_a_worker_given_a_finished_run_leaves_it_alone(integration, sandbox):
-    run = tasks.create_run(integration, TO_PIPEDRIVE)
+    run = runs.create_run(integration, TO_PIPEDRIVE)
     tasks.run_transfer(run.pk)
     sandbox.request_log.clear()
 

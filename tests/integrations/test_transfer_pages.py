@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from integrations import tasks
 from integrations.models import Integration, SyncRun
+from integrations.sync import runs
 from integrations.sync.transfer import run_slice
 from tests.factories import connected_integration, fast_limits  # noqa: F401
 
@@ -32,7 +33,7 @@ def progress(client, integration, run) -> dict:
 def test_after_a_preview_only_the_settings_page_shows_no_last_transfer(
     client_logged_in, integration
 ):
-    preview = tasks.create_run(integration, TO_PIPEDRIVE, dry_run=True)
+    preview = runs.create_run(integration, TO_PIPEDRIVE, dry_run=True)
     tasks.run_transfer(preview.pk)
     preview.refresh_from_db()
     assert preview.status == SyncRun.Status.DONE and preview.created > 0
@@ -46,9 +47,9 @@ def test_after_a_preview_only_the_settings_page_shows_no_last_transfer(
 def test_the_settings_page_shows_the_last_real_transfer_even_after_a_later_preview(
     client_logged_in, integration
 ):
-    real = tasks.create_run(integration, TO_PIPEDRIVE)
+    real = runs.create_run(integration, TO_PIPEDRIVE)
     tasks.run_transfer(real.pk)
-    preview = tasks.create_run(integration, TO_PIPEDRIVE, dry_run=True)
+    preview = runs.create_run(integration, TO_PIPEDRIVE, dry_run=True)
     tasks.run_transfer(preview.pk)
     real.refresh_from_db()
     preview.refresh_from_db()
@@ -91,7 +92,7 @@ def test_the_transfer_page_says_syncing_while_the_transfer_runs_and_active_after
 
 def test_the_progress_polling_updates_the_badge(client_logged_in, integration):
     """The page's script copies the status the progress answer gives into the badge."""
-    run = tasks.create_run(integration, TO_PIPEDRIVE)
+    run = runs.create_run(integration, TO_PIPEDRIVE)
     page = client_logged_in.get(
         reverse("integrations:transfer_run", args=[integration.pk, run.pk])
     ).content.decode()

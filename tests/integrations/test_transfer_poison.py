@@ -9,7 +9,7 @@ from django.db import connection
 
 from integrations import tasks
 from integrations.models import ListSelection, SyncRun
-from integrations.sync import records
+from integrations.sync import records, runs
 from tests.factories import connected_integration, fast_limits  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_limits")]
@@ -59,7 +59,7 @@ def test_ten_bad_records_among_a_thousand_are_reported_and_the_other_990_arrive(
     lst, kinds = imported_list(sandbox)
     integration = connected_integration(user, sandbox, all_lists=False)
     ListSelection.objects.create(integration=integration, list_id=str(lst["id"]))
-    run = tasks.create_run(integration, SyncRun.Direction.TO_PIPEDRIVE)
+    run = runs.create_run(integration, SyncRun.Direction.TO_PIPEDRIVE)
 
     tasks.run_transfer(run.pk)
 
@@ -96,7 +96,7 @@ def test_a_history_entry_the_database_refuses_is_stored_made_safe_and_the_run_go
         return {**changes(self, labels), "note": "from a system that wrote \x00 bytes"}
 
     monkeypatch.setattr(records.RecordResult, "changes", with_a_nul)
-    run = tasks.create_run(integration, SyncRun.Direction.TO_PIPEDRIVE)
+    run = runs.create_run(integration, SyncRun.Direction.TO_PIPEDRIVE)
 
     tasks.run_transfer(run.pk)
 

@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from integrations.models import Integration, SyncRun
 from integrations.sync.locks import LEASE
+from integrations.sync.runs import WATCH_DELAY, arm_watch, disarm_watch, open_run
 from integrations.sync.transfer import Slice, run_slice
-from integrations.tasks import WATCH_DELAY, arm_watch, disarm_watch, open_run
 
 BAR_WIDTH = 30
 
