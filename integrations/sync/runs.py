@@ -187,7 +187,11 @@ def run_one_slice(run_id: int, now: datetime | None = None, resume_failed: bool 
         enqueue_transfer(run.pk)
     elif state is Slice.FINISHED:
         disarm_watch(run.pk)
-        if runnable and run.status == SyncRun.Status.FAILED and "rate limit" in run.error:
+        if (
+            runnable
+            and run.status == SyncRun.Status.FAILED
+            and Checkpoint.from_json(run.checkpoint).rate_limited
+        ):
             resume_after_rate_limit(run)
     return f"transfer {run.pk}: {state.value}, {run.status} {run.summary()}"
 

@@ -72,6 +72,7 @@ class Checkpoint:
     page: int = 1
     cursor: str | None = None  # to Snov.io: the next page of Pipedrive persons
     finished: bool = False
+    rate_limited: bool = False  # the run stopped at a remote's rate limit: resumed after it
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> Checkpoint:
@@ -179,7 +180,19 @@ def _fail(run: SyncRun, integration: Integration, exc: Exception, job: _Transfer
     run.error = sanitize.strip_control(_error_text(exc))
     run.finished_at = timezone.now()
     run.lease_owner, run.lease_expires_at = "", None
-    run.save(update_fields=["status", "error", "finished_at", "lease_owner", "lease_expires_at"])
+    checkpoint = Checkpoint.from_json(run.checkpoint)
+    checkpoint.rate_limited = isinstance(exc, RateLimited)  # decides the resume, not the text
+    run.checkpoint = checkpoint.to_json()
+    run.save(
+        update_fields=[
+            "status",
+            "error",
+            "finished_at",
+            "lease_owner",
+            "lease_expires_at",
+            "checkpoint",
+        ]
+    )
     if run.dry_run:
         return
     if isinstance(exc, AuthError):
