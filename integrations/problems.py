@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from automations.services import scenario_problems
+from automations.services import ScenarioProblem, scenario_problems
 from integrations import fieldspec
 from integrations.catalog import Catalog, Kind
 from integrations.connections import check_connection
@@ -251,23 +250,9 @@ def _automation_problems(integration: Integration) -> list[Problem]:
     return [_as_problem(p) for p in scenario_problems(integration) or []]
 
 
-def _as_problem(value: Any) -> Problem:
-    """Accept the automations' problems as Problem, dict or text."""
-    if isinstance(value, Problem):
-        return value
-    if isinstance(value, dict):
-        return Problem(
-            value.get("section", "automations"),
-            str(value.get("field", "automations")),
-            str(value.get("message", "")),
-            str(value.get("fix", "Fix the scenario in Automations.")),
-        )
-    return Problem(
-        getattr(value, "section", "automations"),
-        str(getattr(value, "field", "automations")),
-        str(getattr(value, "message", value)),
-        str(getattr(value, "fix", "Fix the scenario in Automations.")),
-    )
+def _as_problem(value: ScenarioProblem) -> Problem:
+    """A broken automation setting as the settings check shows every problem."""
+    return Problem(value.section, str(value.field), value.message, value.fix)
 
 
 def settings_problems(integration: Integration, check_connections: bool = False) -> list[Problem]:

@@ -371,12 +371,9 @@ def transfer(request: HttpRequest, pk: int) -> HttpResponse:
                 return _already_running(request, running)
             form.add_error(None, str(exc))
         else:
-            if run is not None and token and run.idempotency_key != token:
+            if token and run.idempotency_key != token:
                 return _already_running(request, run)
-            if run is not None:
-                return _show_run(run)
-            messages.success(request, "The transfer has started.")
-            return redirect("integrations:settings", pk=pk)
+            return _show_run(run)
     context = _context(integration, "transfer", form=form, senders=_senders())
     return render(request, "integrations/step_transfer.html", context)
 
