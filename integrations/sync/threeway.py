@@ -22,8 +22,6 @@ holds the written values, so neither side differs from it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -173,12 +171,6 @@ def changed_since(base: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
     )
 
 
-def digest(values: Mapping[str, Any]) -> str:
-    """A short stable name for a set of values (to tell one catch-up finding from another)."""
-    blob = json.dumps(values, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
 def _changed(side: SideState, key: str, now: Any, caseless: bool) -> bool:
     if side.base is None:
         return not is_empty(now)  # a contact new since the base: every value it has is new
@@ -226,27 +218,3 @@ def _create_values(
         result.to_pipedrive[pair.pipedrive] = s_in_p
     elif pipedrive.exists and to_snovio and not is_empty(p_in_s):
         result.to_snovio[pair.snovio] = p_in_s
-
-
-def base_after(pairs: Iterable[Pair], snovio_values: Mapping, pipedrive_values: Mapping) -> dict:
-    """The base to record once both sides hold these values (in their own spaces)."""
-    return {
-        SNOVIO: {p.snovio: snovio_values.get(p.snovio) for p in pairs},
-        PIPEDRIVE: {p.pipedrive: pipedrive_values.get(p.pipedrive) for p in pairs},
-    }
-
-
-def pairs_in_sync(
-    pairs: Iterable[Pair], snovio_in_pipedrive_space: Mapping, pipedrive_values: Mapping
-) -> list[str]:
-    """Pair keys on which both sides agree (an emptied one of these may erase the other)."""
-    return [
-        pair_key(p)
-        for p in pairs
-        if not is_empty(pipedrive_values.get(p.pipedrive))
-        and same(
-            snovio_in_pipedrive_space.get(p.pipedrive),
-            pipedrive_values.get(p.pipedrive),
-            p.pipedrive in CASELESS_PIPEDRIVE_FIELDS,
-        )
-    ]
