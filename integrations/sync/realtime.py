@@ -179,7 +179,7 @@ def _person_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> str
         prospect = _find_prospect(ctx, person)
     if prospect is not None:
         prospect = sanitize.clean_prospect(prospect).record
-    return reconcile(ctx, link, prospect, person, trigger=threeway.PIPEDRIVE, change=change)
+    return reconcile(ctx, link, prospect, person, change=change)
 
 
 def _unchanged(link: RecordLink | None, side: str, values: dict) -> bool:
@@ -212,7 +212,7 @@ def _prospect_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> s
         person = _find_person(ctx, prospect)
     if person is not None:
         person = sanitize.clean_person(person).record
-    return reconcile(ctx, link, prospect, person, trigger=threeway.SNOVIO, change=change)
+    return reconcile(ctx, link, prospect, person, change=change)
 
 
 def _refused(ctx: SyncContext, direction: str, record: dict, reason: str) -> str:

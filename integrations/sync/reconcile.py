@@ -26,7 +26,6 @@ def reconcile(
     prospect: dict | None,
     person: dict | None,
     *,
-    trigger: str,
     change: PendingChange | None = None,
 ) -> str:
     """Bring one contact's two sides together; returns what happened, in words."""
