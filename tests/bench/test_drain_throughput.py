@@ -32,7 +32,7 @@ SNOVIO_LIMIT, SNOVIO_PERIOD = 60, 60.0  # 60 requests per minute
 
 @pytest.fixture
 def sandbox_http(settings):
-    from integrations.sandbox.core import Sandbox
+    from integrations.sandbox.core import Sandbox, remote_settings
     from integrations.sandbox.server import make_handler
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(Sandbox(seed=False)))
@@ -50,9 +50,8 @@ def sandbox_http(settings):
 
     sandbox.handle = counted
     server.RequestHandlerClass = make_handler(sandbox)
-    settings.PIPEDRIVE_OAUTH_URL = f"{url}/pipedrive"
-    settings.PIPEDRIVE_API_URL = f"{url}/pipedrive"
-    settings.SNOVIO_API_URL = f"{url}/snovio"
+    for name, value in remote_settings(url).items():
+        setattr(settings, name, value)
     settings.PIPEDRIVE_BURST_LIMIT = PIPEDRIVE_LIMIT
     settings.SNOVIO_RATE_LIMIT = SNOVIO_LIMIT
     thread = threading.Thread(target=server.serve_forever, name="sandbox", daemon=True)
