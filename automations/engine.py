@@ -22,6 +22,6 @@ The work is split by job, each module importing only the ones below it:
 
 from __future__ import annotations
 
-from automations.queue import receive_event, release_held, run_automations
+from automations.queue import receive_event, receive_event_once, release_held, run_automations
 
-__all__ = ["receive_event", "release_held", "run_automations"]
+__all__ = ["receive_event", "receive_event_once", "release_held", "run_automations"]

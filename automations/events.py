@@ -61,24 +61,31 @@ def parse_event(payload: dict) -> CampaignEvent:
 
 
 def event_key(event: CampaignEvent) -> str:
-    """A stable key for one event: the same event delivered twice gets the same key.
+    """A stable key for one event, the same whichever way it reached SyncBridge.
 
-    The delivery's own id when it carries one; otherwise every fact that tells two real
-    events apart (the trigger, the recipient, the campaign, the time, the email's subject).
+    A webhook delivery and the campaign history row of the same event carry only these facts
+    in common: the kind of event, the recipient, the campaign and the time (to the second).
+    So the key is made of them alone, and the scheduled history catch-up never runs an event
+    the webhook already ran, or the other way round. Two events of one kind for one recipient
+    in one campaign within the same second count as one.
     """
-    if event.delivery_id:
-        basis: list[str] = [event.trigger or "", "id", event.delivery_id]
-    else:
-        basis = [
-            event.trigger or f"{event.event_object}/{event.event_action}",
-            event.email,
-            event.campaign_id or event.campaign_name,
-            event.occurred_at,
-            event.prospect_id,
-            event.subject,
-        ]
+    basis = [
+        event.trigger or f"{event.event_object}/{event.event_action}",
+        event.email,
+        event.campaign_id or event.campaign_name,
+        event.occurred_at,
+    ]
     digest = hashlib.sha256(json.dumps(basis).encode()).hexdigest()
     return f"{event.trigger or 'other'}:{digest[:40]}"
+
+
+def payload_key(payload: Any) -> str:
+    """`event_key` of a payload, or a hash of its body when it is not a campaign event."""
+    try:
+        event = parse_event(payload)
+    except ValueError:
+        return raw_key(payload)
+    return event_key(event)
 
 
 def _text(primary: dict, secondary: dict, *keys: str) -> str:

@@ -38,6 +38,11 @@ INTERNAL_ERROR = "Interrupted by an internal error"
 # --- receiving -----------------------------------------------------------------------------
 def receive_event(integration: Integration, payload: dict) -> AutomationRun:
     """Store one campaign event (once per event key) and run or hold it."""
+    return receive_event_once(integration, payload)[0]
+
+
+def receive_event_once(integration: Integration, payload: dict) -> tuple[AutomationRun, bool]:
+    """`receive_event`, also saying whether the event is new (False: received before)."""
     try:
         event = parse_event(payload)
     except ValueError as exc:
@@ -81,13 +86,13 @@ def receive_event(integration: Integration, payload: dict) -> AutomationRun:
         run, created = AutomationRun.objects.get(integration=integration, event_key=key), False
     if not created:
         log.info("automation event %s for integration %s already received", key, integration.pk)
-        return run
+        return run, False
     if (
         run.status == AutomationRun.Status.PENDING
         and integration.status == Integration.Status.ACTIVE
     ):
         enqueue(run)
-    return run
+    return run, True
 
 
 def enqueue(run: AutomationRun) -> None:

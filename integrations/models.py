@@ -128,6 +128,11 @@ class Integration(models.Model):
     last_catch_up_at = models.DateTimeField(null=True, blank=True)
     last_catch_up_found = models.PositiveIntegerField(default=0)
     last_catch_up_note = models.TextField(blank=True)
+    # Webhook subscriptions as the last catch-up found and left them (integrations.subscriptions).
+    subscriptions_health = models.JSONField(default=dict, blank=True)
+    subscriptions_checked_at = models.DateTimeField(null=True, blank=True)
+    # Snov.io campaign history read up to this moment (integrations.sync.campaign_history).
+    campaign_history_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -8,6 +8,11 @@ app_name = "sync"
 urlpatterns = [
     path("hooks/pipedrive/<str:secret>/", webhooks.pipedrive_hook, name="pipedrive_hook"),
     path("hooks/snovio/<str:secret>/", webhooks.snovio_hook, name="snovio_hook"),
+    path(
+        "hooks/snovio/<str:secret>/<slug:event_object>/<slug:event_action>/",
+        webhooks.snovio_hook,
+        name="snovio_event_hook",
+    ),
     path("integrations/<int:pk>/history/", webhooks.history, name="history"),
     path(
         "integrations/<int:pk>/transfer/<int:run_pk>/progress/",

@@ -5,10 +5,14 @@ stored in the queue and in Schedules): thin wrappers around the services in
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
+from integrations import campaign_events
 from integrations.models import Integration
 from integrations.sync import realtime, receivers, runs
+
+log = logging.getLogger(__name__)
 
 
 def run_transfer(run_id: int, now: datetime | None = None, resume_failed: bool = False) -> str:
@@ -26,7 +30,10 @@ def process_pending(integration_id: int) -> str:
 
 
 def catch_up(integration_id: int) -> str:
-    return runs.catch_up_integration(integration_id)
+    """Contacts the webhooks missed, then the webhooks themselves and the campaign events."""
+    found = runs.catch_up_integration(integration_id)
+    log.info("integration %s: %s", integration_id, campaign_events.recover(integration_id))
+    return found
 
 
 def catch_up_all() -> str:

@@ -24,7 +24,7 @@ from django.template.loader import render_to_string
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from automations import engine
+from integrations import campaign_events
 from integrations.models import Integration, PendingChange, RecordLink, SyncEvent, SyncRun
 from integrations.pages import owned_integration
 from integrations.sync.matching import normalise_email
@@ -116,57 +116,29 @@ def pipedrive_hook(request: HttpRequest, secret: str) -> HttpResponse:
     return JsonResponse({"ok": True, "duplicate": not new})
 
 
-def snovio_dedupe_key(payload: dict) -> str:
-    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
-    parts = [
-        payload.get("event_object"),
-        payload.get("event_action"),
-        data.get("campaign_id"),
-        normalise_email(data.get("recipient_email") or data.get("email")),
-        data.get("event_time") or payload.get("created_at"),
-        data.get("email_subject"),
-    ]
-    if not any(parts[2:]):
-        parts = [json.dumps(payload, sort_keys=True, default=str)]
-    blob = "|".join(str(p or "") for p in parts)
-    return "snovio:" + hashlib.sha256(blob.encode()).hexdigest()
-
-
 @csrf_exempt
 @login_not_required
 @require_POST
-def snovio_hook(request: HttpRequest, secret: str) -> HttpResponse:
+def snovio_hook(
+    request: HttpRequest, secret: str, event_object: str = "", event_action: str = ""
+) -> HttpResponse:
+    """A Snov.io delivery. Each event has its own URL, and the URL names the event: the
+    subscription that fired is the surest fact about what happened (the body may not say)."""
     integration = _integration(secret)
     if integration is None:
         return JsonResponse({"error": "unknown webhook"}, status=404)
     payload = _json(request)
     if not isinstance(payload, dict):
         return JsonResponse({"error": "body is not a JSON object"}, status=400)
-    stored = False
-    if integration.include_email_history and integration.sends_to_pipedrive:
-        kind = f"{payload.get('event_object', 'event')}.{payload.get('event_action', '')}"
-        stored = store_change(
-            integration,
-            PendingChange.Source.SNOVIO,
-            kind[:50],
-            snovio_dedupe_key(payload),
-            payload,
-        )
-        if stored:
-            _enqueue(integration)
+    if event_object and event_action:
+        payload = {**payload, "event_object": event_object, "event_action": event_action}
     try:
-        handed = _to_automations(integration, payload)
+        received = campaign_events.receive(integration, payload)
     except Exception:
-        # Answering an error makes Snov.io deliver again; both stores above ignore duplicates.
-        log.exception("integration %s: automations could not take a Snov.io event", integration.pk)
+        # Answering an error makes Snov.io deliver again; both stores ignore duplicates.
+        log.exception("integration %s: a Snov.io event could not be recorded", integration.pk)
         return JsonResponse({"error": "event not recorded, please retry"}, status=503)
-    return JsonResponse({"ok": True, "automations": handed, "email_history": stored})
-
-
-def _to_automations(integration: Integration, payload: dict) -> bool:
-    """Hand a campaign event to the automations engine."""
-    engine.receive_event(integration, payload)
-    return True
+    return JsonResponse({"ok": True, "automations": True, "email_history": received.email_history})
 
 
 # --- pages ---------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from integrations.snovio.constants import (
     PROSPECT_FIELDS,
     PROSPECT_LIST_PATH,
     PROSPECTS_BY_EMAIL_PATH,
+    PROSPECTS_FINISHED_PATH,
     REMOTE,
     USER_CAMPAIGNS_PATH,
     USER_LISTS_PATH,
@@ -127,6 +128,9 @@ class SnovioClient:
     def get_emails_replies(self, campaign_id, offset: int = 0) -> list[dict]:
         return self._history(EMAILS_REPLIES_PATH, campaign_id, offset)
 
+    def get_prospects_finished(self, campaign_id, offset: int = 0) -> list[dict]:
+        return self._history(PROSPECTS_FINISHED_PATH, campaign_id, offset)
+
     # --- webhooks (v2) ---------------------------------------------------------------------
     def list_webhooks(self) -> list[dict]:
         """Flat webhook models `{id, end_point, event_object, event_action, status, created_at}`."""
@@ -144,6 +148,11 @@ class SnovioClient:
                 "endpoint_url": endpoint_url,
             },
         )
+        return body.get("data") or {}
+
+    def change_webhook_status(self, webhook_id, status: str) -> dict:
+        """Switch a webhook on ("active") or off ("deactivated")."""
+        body = self._call("PUT", f"{WEBHOOKS_PATH}/{webhook_id}", json={"status": status})
         return body.get("data") or {}
 
     def delete_webhook(self, webhook_id) -> None:

@@ -67,7 +67,9 @@ def read_webhook(payload: Any) -> SnovioWebhookEvent:
         prospect_id=str(_first(data, {}, "prospect_id", "prospectId") or _first(person, {}, "id")),
         subject=str(_first(data, {}, "email_subject", "emailSubject", "subject")),
         body=str(_first(data, {}, "email_body", "emailBody", "body")),
-        occurred_at=_time(_first(data, payload, "event_time", "created_at", "date", "timestamp")),
+        occurred_at=parse_time(
+            _first(data, payload, "event_time", "created_at", "date", "timestamp")
+        ),
         raw=payload,
     )
 
@@ -104,7 +106,8 @@ def _first(primary: dict, secondary: dict, *keys: str) -> Any:
     return ""
 
 
-def _time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """A Snov.io time (epoch seconds or 'YYYY-mm-dd HH:MM:SS[.ffffff]', UTC) to the second."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return datetime.fromtimestamp(value, UTC)
     if isinstance(value, str) and value:

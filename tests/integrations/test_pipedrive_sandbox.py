@@ -108,13 +108,13 @@ def test_only_matching_subscriptions_receive_events(client, sandbox, deliveries)
     assert deliveries == []
 
 
-def test_a_user_may_have_at_most_40_webhooks(client):
+def test_a_user_may_have_at_most_40_webhooks_and_the_41st_is_refused_with_422(client):
     for _ in range(40):
         subscribe(client)
 
     with pytest.raises(RemoteError) as refused:
         subscribe(client)
-    assert refused.value.status == 400 and "limit" in str(refused.value.body)
+    assert refused.value.status == 422 and "limit" in str(refused.value.body)  # as documented
 
 
 def test_invalid_custom_field_values_are_refused(client, sandbox):

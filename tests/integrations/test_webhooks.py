@@ -164,7 +164,8 @@ def test_a_snovio_campaign_event_goes_to_automations_and_the_email_history(
 ):
     handed = []
     monkeypatch.setattr(
-        "automations.engine.receive_event", lambda integration, payload: handed.append(payload)
+        "automations.engine.receive_event_once",
+        lambda integration, payload: (handed.append(payload), True),
     )
     first = post_snovio(integration, SNOVIO_EVENT).json()
     again = post_snovio(integration, SNOVIO_EVENT).json()
@@ -176,7 +177,9 @@ def test_a_snovio_campaign_event_goes_to_automations_and_the_email_history(
 
 
 def test_a_snovio_event_is_not_kept_for_the_history_when_it_is_off(integration, monkeypatch):
-    monkeypatch.setattr("automations.engine.receive_event", lambda integration, payload: None)
+    monkeypatch.setattr(
+        "automations.engine.receive_event_once", lambda integration, payload: (None, True)
+    )
     integration.include_email_history = False
     integration.save()
     assert post_snovio(integration, SNOVIO_EVENT).json()["email_history"] is False
@@ -192,8 +195,9 @@ def test_a_failing_automation_asks_snovio_to_deliver_again_and_loses_nothing(
         calls.append(payload)
         if len(calls) == 1:
             raise RuntimeError("boom")
+        return None, True
 
-    monkeypatch.setattr("automations.engine.receive_event", broken_once)
+    monkeypatch.setattr("automations.engine.receive_event_once", broken_once)
     failed = post_snovio(integration, SNOVIO_EVENT)
     retried = post_snovio(integration, SNOVIO_EVENT)
 

@@ -115,10 +115,7 @@ class PipedriveSimulator(
                 return
             status = self.sandbox.send_webhook(url, headers, payload)
             with self.sandbox.lock:
-                hook = self.state["webhooks"].get(hook_id)
-                if hook:
-                    hook["last_delivery_time"] = self._now()
-                    hook["last_http_status"] = status
+                self._delivered(hook_id, status)
 
     # --- seed data and test helpers ----------------------------------------------------------
     def seed_demo(self, persons: list[dict]) -> None:

@@ -1,4 +1,10 @@
-"""API v1 webhooks (list, create, delete) and the v2 deliveries they send out."""
+"""API v1 webhooks (list, create, delete) and the v2 deliveries they send out.
+
+As Pipedrive documents ("Guide for Webhooks v2", "Webhooks"): a webhook created without
+`version` is a 2.0 webhook; a user's 41st webhook is refused with 422; a webhook whose
+deliveries have failed for 3 days is deleted (the sandbox checks at each delivery, with its
+own clock).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +28,8 @@ from integrations.sandbox.pipedrive.common import (
     _sorted,
 )
 
+FAILING_DAYS_BEFORE_DELETION = 3
+
 
 class WebhooksMixin:
     def _api_list_webhooks(self, request: SandboxRequest, user: dict) -> SandboxResponse:
@@ -32,7 +40,8 @@ class WebhooksMixin:
         data = _json_body(request)
         problems = self._webhook_problems(data, user)
         if problems:
-            return json_response({"success": False, "status": "error", "errors": problems}, 400)
+            status = 422 if "limit" in problems else 400
+            return json_response({"success": False, "status": "error", "errors": problems}, status)
         hook = self._insert_webhook(data, user)
         return json_response({"success": True, "status": "ok", "data": _public(hook)}, 201)
 
@@ -61,7 +70,7 @@ class WebhooksMixin:
             "event_action": data["event_action"],
             "event_object": data["event_object"],
             "subscription_url": data["subscription_url"],
-            "version": data.get("version") or "1.0",
+            "version": data.get("version") or WEBHOOK_VERSION,  # 2.0 unless asked otherwise
             "is_active": 1,
             "add_time": _iso(self.sandbox.clock()),
             "remove_time": None,
@@ -76,6 +85,25 @@ class WebhooksMixin:
         }
         self.state["webhooks"][str(hid)] = hook
         return hook
+
+    def _delivered(self, hook_id: str, status: int) -> None:
+        """Record a delivery; a hook failing for `FAILING_DAYS_BEFORE_DELETION` days is deleted."""
+        hook = self.state["webhooks"].get(hook_id)
+        if hook is None:
+            return
+        now = float(self.sandbox.clock())
+        hook["last_delivery_time"] = _iso(now)
+        hook["last_http_status"] = status
+        failing = self.state.setdefault("webhook_failing_since", {})
+        if 200 <= status < 300:
+            failing.pop(hook_id, None)
+            return
+        since = failing.setdefault(hook_id, now)
+        if now - since >= FAILING_DAYS_BEFORE_DELETION * 86400:
+            del self.state["webhooks"][hook_id]
+            failing.pop(hook_id, None)
+            removed = self.state.setdefault("removed_webhooks", [])
+            removed.append({"id": int(hook_id), "remove_reason": "failing_3_days", "at": now})
 
     def _api_delete_webhook(self, request: SandboxRequest, user: dict, id: int) -> SandboxResponse:
         if self.state["webhooks"].pop(str(id), None) is None:

@@ -124,10 +124,12 @@ class SnovioSimulator(AuthMixin, ProspectsMixin, CampaignsMixin, WebhooksMixin):
             outgoing = self._deliveries(pairs, event, prospect, found)
             self.sandbox.save()
         # Deliver outside the lock: the receiving app may call back into the sandbox.
-        deliveries = [
-            {**meta, "status": self.sandbox.send_webhook(meta["url"], {}, payload)}
-            for meta, payload in outgoing
-        ]
+        deliveries = []
+        for meta, payload in outgoing:
+            status = self.sandbox.send_webhook(meta["url"], {}, payload)
+            with self.sandbox.lock:
+                self._delivered(meta["webhook_id"], status)
+            deliveries.append({**meta, "status": status})
         return {
             "summary": _summary(event, prospect, found, deliveries),
             "event": event,

@@ -1,4 +1,11 @@
-"""Webhooks v2: list, create, change status, delete (at most 50)."""
+"""Webhooks v2: list, create, change status, delete (at most 50), and switching off a hook
+whose deliveries keep failing.
+
+Snov.io deactivates a webhook after repeated failed deliveries (a secondary source counts 7
+failures over about 38 hours; see docs/specs/webhooks-and-lifecycle.md). The sandbox delivers
+each event once, so it deactivates a hook after `FAILURES_BEFORE_DEACTIVATION` failed
+deliveries in a row; reactivating it (PUT status=active) starts the count again.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +18,24 @@ from integrations.sandbox.snovio.common import (
 )
 from integrations.snovio import constants as C
 
+FAILURES_BEFORE_DEACTIVATION = 7
+
 
 class WebhooksMixin:
+    def _delivered(self, webhook_id, status: int) -> None:
+        """Count a delivery's outcome; too many failures in a row deactivate the hook."""
+        failures = self.state.setdefault("webhook_failures", {})
+        key = str(webhook_id)
+        hook = self.state["webhooks"].get(key)
+        if hook is None:
+            return
+        if 200 <= status < 300:
+            failures.pop(key, None)
+            return
+        failures[key] = failures.get(key, 0) + 1
+        if failures[key] >= FAILURES_BEFORE_DEACTIVATION:
+            hook["status"] = C.WEBHOOK_DEACTIVATED
+
     def _list_webhooks(self, params: dict) -> SandboxResponse:
         hooks = list(self.state["webhooks"].values())
         meta = {"webhooks_count": len(hooks), "user_id": USER_ID}
@@ -46,6 +69,7 @@ class WebhooksMixin:
         if params.get("status") not in (C.WEBHOOK_ACTIVE, C.WEBHOOK_DEACTIVATED):
             raise BadRequest("status must be active or deactivated")
         hook["status"] = params["status"]
+        self.state.setdefault("webhook_failures", {}).pop(str(webhook_id), None)
         return json_response({"data": dict(hook), "meta": {"user_id": USER_ID}})
 
     def _delete_webhook(self, webhook_id: str, params: dict) -> SandboxResponse:

@@ -1,0 +1,87 @@
+"""Snov.io campaign events in, by webhook or from the campaign history, each taken once.
+
+Both ways end in `receive`: the event is stored for the email history (a PendingChange) and
+handed to the automations engine (an AutomationRun), each under the same key
+(`automations.events.payload_key`: kind, recipient, campaign, time to the second). Whichever
+way arrives second finds the key taken and does nothing, so an event runs its automation
+and reaches the email history exactly once.
+
+`recover` is what the scheduled catch-up adds: re-check the webhook subscriptions on both
+sides (reactivating or recreating what Snov.io switched off or Pipedrive deleted), then read
+the campaign history since the last catch-up.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.db.models import F
+from django.db.models.functions import Greatest
+
+from automations import engine
+from automations.events import payload_key
+from integrations.catalog import client_for
+from integrations.http import RemoteError
+from integrations.models import Integration, PendingChange
+from integrations.sync import campaign_history, runs, subscriptions
+from integrations.sync.queue import store_change
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Received:
+    email_history: bool  # stored now for the email history (False: off, or already stored)
+    automation_new: bool  # a new AutomationRun (False: the event was received before)
+
+
+def receive(integration: Integration, payload: dict) -> Received:
+    """Take one campaign event, once; raises when automations could not store it."""
+    key = payload_key(payload)
+    stored = False
+    if integration.include_email_history and integration.sends_to_pipedrive:
+        kind = f"{payload.get('event_object', 'event')}.{payload.get('event_action', '')}"
+        stored = store_change(
+            integration, PendingChange.Source.SNOVIO, kind[:50], "snovio:" + key, payload
+        )
+        if stored and integration.status == Integration.Status.ACTIVE:
+            runs.enqueue_pending(integration.pk)
+    _, new = engine.receive_event_once(integration, payload)
+    return Received(email_history=stored, automation_new=new)
+
+
+def catch_up_history(integration: Integration) -> str:
+    """Receive every campaign history event since the last catch-up (duplicates do nothing)."""
+    if integration.snovio is None or not integration.sends_to_pipedrive:
+        return "campaign history: not read (no campaign events flow to Pipedrive)"
+    launched = integration.launched_at.replace(microsecond=0) if integration.launched_at else None
+    since = campaign_history.window_start(launched, integration.campaign_history_until)
+    seen = new = 0
+    newest = None
+    for event in campaign_history.read_events(client_for(integration.snovio), since):
+        seen += 1
+        received = receive(integration, event.payload)
+        new += received.automation_new or received.email_history
+        newest = event.at if newest is None or event.at > newest else newest
+    if newest is not None:
+        Integration.objects.filter(pk=integration.pk).update(
+            campaign_history_until=Greatest(F("campaign_history_until"), newest)
+            if integration.campaign_history_until
+            else newest
+        )
+    return f"campaign history: {seen} event(s) read, {new} missed by webhooks"
+
+
+def recover(integration_id: int) -> str:
+    """The catch-up's part for campaign events: subscriptions first, then the history."""
+    integration = Integration.objects.select_related("pipedrive", "snovio").get(pk=integration_id)
+    if integration.pipedrive is None or integration.snovio is None:
+        return "webhooks and campaign history: not checked (not connected to both apps)"
+    notes = [subscriptions.summary(subscriptions.check_subscriptions(integration))]
+    try:
+        notes.append(catch_up_history(integration))
+    except RemoteError as exc:
+        log.warning("integration %s: campaign history not read: %s", integration.pk, exc)
+        notes.append(f"campaign history: not read ({exc})")
+    return "; ".join(notes)
