@@ -299,3 +299,74 @@ def test_the_catch_up_reads_history_only_since_the_previous_one(
 
     assert Integration.objects.get(pk=live.pk).campaign_history_until > first
     assert AutomationRun.objects.filter(integration=live).count() == 2
+
+
+# --- the recovery test ----------------------------------------------------------------------
+DAY = 86400
+
+
+def snovio_prospect(sandbox, email: str) -> dict:
+    (found,) = [
+        p
+        for p in sandbox.snovio.state["prospects"].values()
+        if any(e["email"].lower() == email.lower() for e in p["emails"])
+    ]
+    return found
+
+
+def test_after_a_day_without_webhooks_the_next_catch_up_recovers_every_event_and_change(
+    live, sandbox, outbox, fire, catch_up
+):
+    emails = recipients(sandbox, 2)
+    persons = {e: sandbox.pipedrive.persons(email=e)[0] for e in emails}
+    fired: Counter = Counter()
+
+    # SyncBridge is down: Snov.io switches its webhooks off after repeated failures, and
+    # Pipedrive deletes the webhooks whose deliveries failed for 3 days.
+    outbox.mode = "refuse"
+    for trigger in HISTORY_TRIGGERS:
+        for _ in range(7):
+            fire(trigger, emails[0])
+            fired[(emails[0], trigger)] += 1
+    person = persons[emails[1]]
+    sandbox.pipedrive.change_person(person["id"], job_title="Outage day 0")
+    sandbox.clock.advance(3 * DAY)
+    sandbox.pipedrive.change_person(person["id"], job_title="Outage day 3")
+    assert {h["status"] for h in sandbox.snovio.webhooks() if h["event_object"] != "prospect"} >= {
+        "deactivated"
+    }
+    assert ("change", "person") not in {
+        (h["event_action"], h["event_object"]) for h in sandbox.pipedrive.webhooks()
+    }
+
+    # SyncBridge is back, but for a simulated day no webhook tells it anything.
+    outbox.mode = "deliver"
+    for hour in range(0, 24, 3):
+        sandbox.clock.advance(3 * 3600)
+        trigger, email = HISTORY_TRIGGERS[hour % 4], emails[hour % 2]
+        fire(trigger, email)
+        fired[(email, trigger)] += 1
+    sandbox.pipedrive.change_person(persons[emails[0]]["id"], job_title="Changed during the day")
+    sandbox.pipedrive.change_person(person["id"], job_title="Last edit of the day")
+    added = sandbox.pipedrive.add_person(name="Dana Daylong", email="dana.daylong@acme.example")
+    assert not AutomationRun.objects.filter(integration=live).exists()
+
+    catch_up()
+
+    runs = AutomationRun.objects.filter(integration=live)
+    assert runs.count() == sum(fired.values())
+    assert set(runs.values_list("status", flat=True)) == {AutomationRun.Status.DONE}
+    for email in emails:
+        expected = {t: n for (e, t), n in fired.items() if e == email}
+        assert automation_activities(sandbox, email) == expected
+    history = PendingChange.objects.filter(integration=live, source="snovio")
+    assert history.count() == sum(fired.values())
+    assert snovio_prospect(sandbox, emails[0])["position"] == "Changed during the day"
+    assert snovio_prospect(sandbox, emails[1])["position"] == "Last edit of the day"
+    assert snovio_prospect(sandbox, "dana.daylong@acme.example")["firstName"] == "Dana"
+    # The webhooks are back: the next event arrives in real time, once.
+    assert {h["status"] for h in sandbox.snovio.webhooks()} == {"active"}
+    assert len(sandbox.pipedrive.webhooks()) == 2
+    fire(Trigger.EMAIL_OPENED, emails[1])
+    assert runs.count() == sum(fired.values()) + 1
+    assert added["id"] in {p["id"] for p in sandbox.pipedrive.persons()}
