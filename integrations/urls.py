@@ -1,6 +1,6 @@
 from django.urls import path
 
-from integrations import realtime_views, views
+from integrations import realtime_views, uninstall_views, views
 
 app_name = "integrations"
 urlpatterns = [
@@ -20,7 +20,11 @@ urlpatterns = [
         name="disconnect",
     ),
     # The OAuth callback registered with Pipedrive (settings.PIPEDRIVE_REDIRECT_URI).
-    path("connect/pipedrive/callback/", views.pipedrive_callback, name="pipedrive_callback"),
+    path(
+        "connect/pipedrive/callback/",
+        uninstall_views.pipedrive_callback,
+        name="pipedrive_callback",
+    ),
     path("integrations/<int:pk>/direction/", views.direction, name="direction"),
     path("integrations/<int:pk>/data/", views.data_exchange, name="data"),
     path("integrations/<int:pk>/constants/", views.constants, name="constants"),

@@ -7,15 +7,21 @@ AUTHORIZE_PATH = "/oauth/authorize"
 TOKEN_PATH = "/oauth/token"
 ACCESS_TOKEN_LIFETIME = 3600  # seconds; the refresh token lives 60 days from last use
 REFRESH_MARGIN = 60  # refresh this many seconds before the access token runs out
+# The smallest set that covers every endpoint the client calls (each operation's `security`
+# in the official OpenAPI specs; tests/integrations/test_pipedrive_scopes.py checks it).
+# Scopes are chosen on the app in Developer Hub; this list is what the README and the
+# sandbox's consent page show.
 SCOPES = (
-    "base",
-    "contacts:full",
-    "deals:full",
-    "activities:full",
-    "users:read",
-    "search:read",
-    "admin",
+    "base",  # GET /users/me: who connected, the company id
+    "contacts:full",  # persons and organizations: list, search, create, update; person fields
+    "deals:full",  # automations create and move deals; pipelines and stages are read
+    "activities:full",  # the email history and automations add and update activities
+    "users:read",  # GET /users: the owner of the contacts SyncBridge creates
+    "webhooks:full",  # subscribe to person changes (narrower than `admin`)
 )
+# Webhook endpoints: the spec lists only `admin`; Pipedrive's changelog "Introducing new
+# OAuth scopes for Webhooks" (effective 2024-01-26) adds `webhooks:full` for them.
+WEBHOOK_SCOPE = "webhooks:full"
 
 # API v2 cursor pagination: `limit` may not exceed 500.
 PAGE_LIMIT = 500

@@ -1,4 +1,5 @@
-"""Pipedrive OAuth 2.0 (authorization-code grant): consent URL, code exchange, token refresh.
+"""Pipedrive OAuth 2.0 (authorization-code grant): consent URL, code exchange, token refresh,
+and recognising the uninstall callback.
 
 Token requests send a form body with HTTP Basic client authentication, as Pipedrive asks.
 The token response carries `api_domain`, the company's base URL for every API call.
@@ -7,6 +8,9 @@ The `state` value is made and checked by the view; this module only carries it.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import logging
 import os
 from datetime import timedelta
@@ -29,6 +33,24 @@ FORM_HEADERS = {
     "Content-Type": "application/x-www-form-urlencoded",
     "Accept": "application/json",
 }
+
+
+def is_pipedrive_itself(authorization: str) -> bool:
+    """Whether an `Authorization` header carries this app's client id and secret (HTTP Basic).
+
+    Pipedrive's OAuth server signs the uninstall callback that way ("Handling user app
+    uninstallation"); nobody else knows the secret.
+    """
+    if not authorization.lower().startswith("basic "):
+        return False
+    try:
+        pair = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    client_id, _, secret = pair.partition(":")
+    return hmac.compare_digest(client_id, settings.PIPEDRIVE_CLIENT_ID) & hmac.compare_digest(
+        secret, settings.PIPEDRIVE_CLIENT_SECRET
+    )
 
 
 def authorization_url(state: str) -> str:

@@ -8,9 +8,15 @@ own clock).
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
 
 from integrations.pipedrive.constants import (
     WEBHOOK_ACTIONS,
@@ -20,6 +26,7 @@ from integrations.pipedrive.constants import (
 )
 from integrations.sandbox.messages import SandboxRequest, SandboxResponse, json_response
 from integrations.sandbox.pipedrive.common import (
+    ADMIN_NAME,
     _hook_headers,
     _hook_matches,
     _iso,
@@ -29,6 +36,10 @@ from integrations.sandbox.pipedrive.common import (
 )
 
 FAILING_DAYS_BEFORE_DELETION = 3
+
+
+def _delete_over_http(url: str, headers: dict, body: bytes) -> int:
+    return requests.delete(url, data=body, headers=headers, timeout=10).status_code
 
 
 class WebhooksMixin:
@@ -104,6 +115,34 @@ class WebhooksMixin:
             failing.pop(hook_id, None)
             removed = self.state.setdefault("removed_webhooks", [])
             removed.append({"id": int(hook_id), "remove_reason": "failing_3_days", "at": now})
+
+    # --- the app life cycle -----------------------------------------------------------------
+    # How the uninstall notice reaches the app: callable(url, headers, body) -> status code.
+    uninstall_sender: Callable[[str, dict, bytes], int] | None = None
+
+    def uninstall_app(self, user_name: str = ADMIN_NAME) -> int:
+        """A user uninstalls the app: their tokens stop working, and the OAuth server sends a
+        `DELETE` with the client credentials to the app's callback URL ("Handling user app
+        uninstallation"). Returns the app's answer."""
+        with self.sandbox.lock:
+            user_id = self.user_id(user_name)
+            for table in ("access_tokens", "refresh_tokens"):
+                tokens = self.state[table]
+                for token in [t for t, r in tokens.items() if r["user_id"] == user_id]:
+                    del tokens[token]
+            body = {
+                "client_id": settings.PIPEDRIVE_CLIENT_ID,
+                "company_id": self.state["company"]["id"],
+                "user_id": user_id,
+                "timestamp": _iso(self.sandbox.clock()),
+            }
+        pair = f"{settings.PIPEDRIVE_CLIENT_ID}:{settings.PIPEDRIVE_CLIENT_SECRET}"
+        headers = {
+            "Content-Type": "application/json",
+            "Authorization": "Basic " + base64.b64encode(pair.encode()).decode(),
+        }
+        send = self.uninstall_sender or _delete_over_http
+        return send(settings.PIPEDRIVE_REDIRECT_URI, headers, json.dumps(body).encode())
 
     def _api_delete_webhook(self, request: SandboxRequest, user: dict, id: int) -> SandboxResponse:
         if self.state["webhooks"].pop(str(id), None) is None:
