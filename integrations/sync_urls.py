@@ -9,7 +9,7 @@ urlpatterns = [
     path("hooks/pipedrive/<str:secret>/", webhooks.pipedrive_hook, name="pipedrive_hook"),
     path("hooks/snovio/<str:secret>/", webhooks.snovio_hook, name="snovio_hook"),
     path(
-        "hooks/snovio/<str:secret>/<slug:event_object>/<slug:event_action>/",
+        "hooks/snovio/<str:secret>/<str:event_object>/<str:event_action>/",
         webhooks.snovio_hook,
         name="snovio_event_hook",
     ),

@@ -20,10 +20,10 @@ from integrations.pipedrive import oauth
 def pipedrive_callback(request: HttpRequest) -> HttpResponse:
     if request.method == "DELETE":
         return app_uninstalled(request)
-    if request.method != "GET":
-        return HttpResponse(status=405, headers={"Allow": "GET, DELETE"})
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
+    if request.method != "GET":
+        return HttpResponse(status=405, headers={"Allow": "GET, DELETE"})
     return views.pipedrive_callback(request)
 
 

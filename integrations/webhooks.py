@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 from integrations import campaign_events
 from integrations.models import Integration, PendingChange, RecordLink, SyncEvent, SyncRun
 from integrations.pages import owned_integration
+from integrations.snovio.constants import CAMPAIGN_WEBHOOK_EVENTS
 from integrations.sync.matching import normalise_email
 from integrations.sync.queue import store_change
 from integrations.sync.realtime import PERSON_KINDS
@@ -127,6 +128,8 @@ def snovio_hook(
     integration = _integration(secret)
     if integration is None:
         return JsonResponse({"error": "unknown webhook"}, status=404)
+    if event_object and (event_object, event_action) not in CAMPAIGN_WEBHOOK_EVENTS:
+        return JsonResponse({"error": "unknown Snov.io event in the webhook URL"}, status=404)
     payload = _json(request)
     if not isinstance(payload, dict):
         return JsonResponse({"error": "body is not a JSON object"}, status=400)

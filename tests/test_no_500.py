@@ -25,7 +25,7 @@ from tests.factories import connected_integration, fast_limits  # noqa: F401
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_limits")]
 
 SKIPPED_NAMESPACES = {"admin"}
-WEBHOOKS = {"sync:pipedrive_hook", "sync:snovio_hook"}
+WEBHOOKS = {"sync:pipedrive_hook", "sync:snovio_hook", "sync:snovio_event_hook"}
 PUBLIC = {"login", "logout", *WEBHOOKS}
 HUGE = "x" * 5000
 
@@ -274,7 +274,9 @@ def test_webhooks_refuse_wrong_credentials_and_process_nothing(name, world, clie
             "event_action": "opened",
         }
     )
-    wrong_secret = reverse(name, kwargs={"secret": "not-the-secret"})
+    event = {"event_object": "campaign_email", "event_action": "opened"}
+    kwargs = event if name == "sync:snovio_event_hook" else {}
+    wrong_secret = reverse(name, kwargs={"secret": "not-the-secret", **kwargs})
     assert client.post(wrong_secret, body, content_type="application/json").status_code == 404
     if name == "sync:pipedrive_hook":
         path = reverse(name, kwargs={"secret": own.webhook_secret})

@@ -117,7 +117,11 @@ def test_an_uninstall_for_another_company_changes_nothing(live):
 def test_the_callback_still_needs_a_login_for_the_oauth_redirect(db):
     answer = Client().get(CALLBACK + "?code=x&state=y")
     assert answer.status_code == 302 and "/accounts/login/" in answer["Location"]
-    assert Client().post(CALLBACK).status_code == 405
+    assert Client().post(CALLBACK).status_code == 302
+
+
+def test_the_callback_answers_405_to_other_methods(client_logged_in):
+    assert client_logged_in.post(CALLBACK).status_code == 405
 
 
 # --- scopes ---------------------------------------------------------------------------------
