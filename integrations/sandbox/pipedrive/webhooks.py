@@ -130,6 +130,11 @@ class WebhooksMixin:
                 tokens = self.state[table]
                 for token in [t for t, r in tokens.items() if r["user_id"] == user_id]:
                     del tokens[token]
+            # "When a user uninstalls your app, all the webhooks created by your app for this
+            # user will also be removed" (Webhooks for apps).
+            hooks = self.state["webhooks"]
+            for hook_id in [k for k, h in hooks.items() if h["owner_id"] == user_id]:
+                del hooks[hook_id]
             body = {
                 "client_id": settings.PIPEDRIVE_CLIENT_ID,
                 "company_id": self.state["company"]["id"],
