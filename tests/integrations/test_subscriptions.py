@@ -219,3 +219,21 @@ def test_a_pipedrive_webhook_created_without_a_version_is_a_2_0_webhook(live, sa
     )["data"]
 
     assert created["version"] == "2.0"
+
+
+def test_the_settings_page_shows_the_webhooks_health(live, sandbox, monkeypatch, client):
+    client.force_login(live.owner)
+    page = client.get(f"/integrations/{live.pk}/settings/").content.decode()
+    assert "Not checked yet" in page
+    failing_deliveries(sandbox, monkeypatch)
+    for _ in range(FAILURES_BEFORE_DEACTIVATION):
+        sandbox.snovio.fire_campaign_event("email_opened", any_email(sandbox), "Demo outreach")
+    monkeypatch.undo()
+
+    tasks.catch_up(live.pk)
+
+    page = client.get(f"/integrations/{live.pk}/settings/").content.decode()
+    assert "Switched back on: campaign_email/opened" in page
+    needed = len(subscriptions.SNOVIO_EVENTS)
+    assert f"{needed} of {needed} active" in page
+    assert "2 of 2 active" in page  # Pipedrive
