@@ -21,6 +21,7 @@ from django.db.models.functions import Greatest
 
 from automations import engine
 from automations.events import payload_key
+from automations.models import AutomationRun
 from integrations.catalog import client_for
 from integrations.http import RemoteError
 from integrations.models import Integration, PendingChange
@@ -57,13 +58,16 @@ def catch_up_history(integration: Integration) -> str:
         return "campaign history: not read (no campaign events flow to Pipedrive)"
     launched = integration.launched_at.replace(microsecond=0) if integration.launched_at else None
     since = campaign_history.window_start(launched, integration.campaign_history_until)
-    seen = new = 0
+    events = list(campaign_history.read_events(client_for(integration.snovio), since))
+    taken = _already_taken(integration, [payload_key(e.payload) for e in events])
+    new = 0
     newest = None
-    for event in campaign_history.read_events(client_for(integration.snovio), since):
-        seen += 1
-        received = receive(integration, event.payload)
-        new += received.automation_new or received.email_history
+    for event in events:
+        if payload_key(event.payload) not in taken:
+            received = receive(integration, event.payload)
+            new += received.automation_new or received.email_history
         newest = event.at if newest is None or event.at > newest else newest
+    seen = len(events)
     if newest is not None:
         Integration.objects.filter(pk=integration.pk).update(
             campaign_history_until=Greatest(F("campaign_history_until"), newest)
@@ -71,6 +75,28 @@ def catch_up_history(integration: Integration) -> str:
             else newest
         )
     return f"campaign history: {seen} event(s) read, {new} missed by webhooks"
+
+
+def _already_taken(integration: Integration, keys: list[str]) -> set[str]:
+    """The keys both stores hold already (the overlap of each read is mostly these): looked
+    up in bulk, so re-reading them costs two queries per chunk, not two inserts per row."""
+    wants_history = integration.include_email_history and integration.sends_to_pipedrive
+    taken: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        runs_have = set(
+            AutomationRun.objects.filter(
+                integration=integration, event_key__in=chunk
+            ).values_list("event_key", flat=True)
+        )
+        if wants_history:
+            stored = PendingChange.objects.filter(
+                integration=integration, dedupe_key__in=["snovio:" + k for k in chunk]
+            ).values_list("dedupe_key", flat=True)
+            history_has = {k.removeprefix("snovio:") for k in stored}
+            runs_have &= history_has
+        taken |= runs_have
+    return taken
 
 
 def recover(integration_id: int) -> str:
