@@ -85,9 +85,9 @@ def _already_taken(integration: Integration, keys: list[str]) -> set[str]:
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
         runs_have = set(
-            AutomationRun.objects.filter(
-                integration=integration, event_key__in=chunk
-            ).values_list("event_key", flat=True)
+            AutomationRun.objects.filter(integration=integration, event_key__in=chunk).values_list(
+                "event_key", flat=True
+            )
         )
         if wants_history:
             stored = PendingChange.objects.filter(
