@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_limits")]
 
 @pytest.fixture
 def integration(user, sandbox):
+    usage.discard()  # counts another test left in this process
     return connected_integration(user, sandbox)
 
 
@@ -32,14 +33,13 @@ def _calls(integration) -> int:
     )
 
 
-def test_every_remote_call_of_a_transfer_is_counted_for_its_integration(
-    sandbox, integration, django_capture_on_commit_callbacks
-):
+def test_every_remote_call_of_a_transfer_is_counted_for_its_integration(sandbox, integration):
+    usage.flush(even_in_transaction=True)
     before = _calls(integration)
     run = create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, None)
 
-    with django_capture_on_commit_callbacks(execute=True):
-        transfer(run)
+    transfer(run)
+    usage.flush(even_in_transaction=True)
 
     run.refresh_from_db()
     assert run.status == SyncRun.Status.DONE
@@ -49,14 +49,12 @@ def test_every_remote_call_of_a_transfer_is_counted_for_its_integration(
     assert card.last_success_at is not None
 
 
-def test_a_rate_limit_answer_is_counted_as_a_wait(
-    sandbox, integration, django_capture_on_commit_callbacks
-):
+def test_a_rate_limit_answer_is_counted_as_a_wait(sandbox, integration):
     sandbox.inject("pipedrive", "429", count=2, path=r"^/api/v2/persons$")
     from integrations.clients import client_for
 
-    with django_capture_on_commit_callbacks(execute=True):
-        client_for(integration.pipedrive).list_persons_page()
+    client_for(integration.pipedrive).list_persons_page()
+    usage.flush(even_in_transaction=True)
 
     card = health.for_integration(integration)
     assert card.waits_24h == 2
@@ -115,14 +113,16 @@ def test_usage_older_than_the_windows_is_left_out(integration):
     assert calls_30d.total == 7 and len(calls_30d.values) == 30
 
 
-def test_counting_inside_a_transaction_waits_for_the_commit(integration, settings):
-    from django.db import transaction
-
-    with transaction.atomic():
-        usage.record_call("pipedrive:x")
-        assert not RemoteUsage.objects.filter(account="pipedrive:x").exists()
-    # The test's own transaction never commits, so the count is never written.
+def test_counts_are_never_written_inside_the_callers_transaction(integration):
+    """A worker holding its integration's transaction must not lock the shared counter row."""
+    usage.record_call("pipedrive:x")
+    usage.flush()  # the test runs inside a transaction: nothing is written yet
     assert not RemoteUsage.objects.filter(account="pipedrive:x").exists()
+
+    usage.record_call("pipedrive:x")
+    usage.flush(even_in_transaction=True)
+
+    assert RemoteUsage.objects.get(account="pipedrive:x").calls == 2
 
 
 def test_the_settings_page_shows_the_health_card_with_svg_charts(user, integration):
