@@ -28,6 +28,7 @@ import redis
 import requests
 from django.conf import settings as django_settings
 from django.db import connection
+from django.test import Client
 from django_q.conf import Conf
 
 from automations import services
@@ -238,6 +239,11 @@ def test_two_workers_on_redis_share_the_work_and_apply_nothing_twice(
     for email in fired:
         (person,) = sandbox.pipedrive.persons(email)
         assert deals_by_person[person["id"]] == 1, (email, deals_by_person[person["id"]])
+
+    # /healthz sees both clusters' heartbeats in Redis.
+    health = Client().get("/healthz")
+    assert health.status_code == 200, health.json()
+    assert health.json()["checks"]["worker"] == "ok: 2 cluster(s)"
 
     # Both clusters were busy: each executed sync or automation tasks.
     work = [tasks_run(log) for log in two_clusters]

@@ -72,3 +72,12 @@ def test_a_broken_database_and_broker_are_each_named(monkeypatch):
         "failing: ConnectionError: Error 111 connecting to 127.0.0.1:6379"
     )
     assert body["checks"]["worker"] == "ok: 1 cluster(s)"
+
+
+def test_a_head_request_gets_the_status_without_a_body(monkeypatch):
+    _clusters(monkeypatch)
+
+    response = Client().head("/healthz")
+
+    assert response.status_code == 503
+    assert response.content == b""
