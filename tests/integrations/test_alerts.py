@@ -12,6 +12,7 @@ from django.utils import timezone
 from integrations import lifecycle, tasks
 from integrations.alerts import raise_alert
 from integrations.models import Alert, Integration, PendingChange, SyncRun
+from integrations.sync import catchup, realtime
 from integrations.sync.runs import create_run
 from tests.factories import connected_integration, fast_limits  # noqa: F401
 
@@ -94,23 +95,28 @@ def test_different_causes_and_different_integrations_are_emailed_separately(
     assert len(mailoutbox) == 3
 
 
-def test_a_record_that_failed_three_times_is_emailed_once(integration, mailoutbox, committed):
-    change = PendingChange.objects.create(
-        integration=integration, source="pipedrive", kind="person.change", dedupe_key="d1"
-    )
-    for attempt in (1, 2, 3):
-        change.attempts = attempt
-        change.last_error_kind = PendingChange.ErrorKind.TEMPORARY
-        change.outcome = f"waiting: pipedrive answered 502 (attempt {attempt} of 3)"
+def test_a_record_that_failed_three_times_is_emailed_once(
+    user, empty_sandbox, mailoutbox, committed
+):
+    box = empty_sandbox
+    box.snovio.create_list("Leads")
+    integration = connected_integration(user, box, catalog=False)
+    realtime.drain(integration.pk)  # the baseline
+    box.snovio.add_prospect("Leads", email="late@new.example", first_name="Late", last_name="One")
+    box.inject("pipedrive", "503", count=1000, path=r"^/api/v2/persons$", method="POST")
+    catchup.catch_up(Integration.objects.get(pk=integration.pk))
+
+    for attempt in (1, 2, 3):  # each drain tries the create until its retries run out
         with committed():
-            change.save(update_fields=["attempts", "last_error_kind", "outcome"])
+            realtime.drain(integration.pk)
         if attempt < 3:
-            assert mailoutbox == []
+            assert mailoutbox == [] and not integration.alerts.exists()
 
     (alert,) = integration.alerts.all()
     assert alert.cause == Cause.RECORD_FAILED
-    assert "failed 3 times" in alert.message and "502" in alert.message
-    assert len(mailoutbox) == 1
+    assert "failed 3 times" in alert.message and "503" in alert.message
+    (mail,) = mailoutbox
+    assert mail.subject.startswith("SyncBridge: A record failed three times in ")
 
 
 def test_waiting_for_a_rate_limit_or_a_preview_failing_raises_no_alert(

@@ -137,3 +137,21 @@ def test_the_settings_page_shows_the_health_card_with_svg_charts(user, integrati
     assert html.count('<svg class="health-chart"') == 6
     assert 'aria-label="Errors, 24 h: 1 in total"' in html
     assert "No alerts." in html
+
+
+def test_bars_are_scaled_to_the_busiest_period_and_labelled():
+    start = timezone.now().replace(minute=0, second=0, microsecond=0)
+    starts = [start - timedelta(hours=2 - i) for i in range(3)]
+    svg = health.bar_chart(health.Series("Remote calls", "24 h", starts, [0, 5, 10]))
+
+    heights = [float(h) for h in re.findall(r'height="([\d.]+)"><title>', svg)]
+    assert heights == [0.0, health.CHART_HEIGHT / 2, health.CHART_HEIGHT]
+    titles = re.findall(r"<title>([^<]+)</title>", svg)
+    assert titles[-1] == f"{timezone.localtime(starts[-1]):%H}:00: 10"
+    assert 'aria-label="Remote calls, 24 h: 15 in total"' in svg
+
+
+def test_a_name_with_markup_is_escaped_in_the_chart():
+    svg = health.bar_chart(health.Series("<script>", "30 days", [timezone.now()], [1]))
+
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
