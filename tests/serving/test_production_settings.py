@@ -28,7 +28,10 @@ PRODUCTION_ENV = {
 
 
 def _manage(*args: str, **overrides: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV}
+    # The test session's own switches (the browser tests set DJANGO_ALLOW_ASYNC_UNSAFE, which
+    # `check --deploy` rightly refuses) are not part of a production environment.
+    session_only = {"DJANGO_ALLOW_ASYNC_UNSAFE", "DJANGO_SETTINGS_MODULE", "REDIS_URL"}
+    env = {k: v for k, v in os.environ.items() if k not in session_only}
     env.update(PRODUCTION_ENV)
     env["DJANGO_SETTINGS_MODULE"] = "syncbridge.settings"
     env.update(overrides)
