@@ -10,4 +10,5 @@ class IntegrationsConfig(AppConfig):
         from integrations import redaction
 
         redaction.install()
+        import integrations.alerts  # noqa: F401  (connects the alert listeners)
         import integrations.sync.receivers  # noqa: F401  (connects the signal receivers)

@@ -22,6 +22,7 @@ import requests
 from django.conf import settings
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from integrations import usage
 from integrations.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -101,9 +102,10 @@ class HttpClient:
         while True:
             attempt += 1
             if self.limiter:
-                self.limiter.acquire()
+                usage.record_wait(getattr(self.limiter, "key", self.remote), self.limiter.acquire())
             try:
                 self.calls += 1
+                usage.record_call(getattr(self.limiter, "key", self.remote))
                 response = self.session.request(method, url, timeout=self.timeout, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 self._transport_failed(exc, method, url, attempt, resend_ok)
@@ -158,6 +160,7 @@ class HttpClient:
                 limit=_which_limit(response),
             )
         log.info("%s rate limited, waiting %.1f s", self.remote, wait)
+        usage.record_wait(getattr(self.limiter, "key", self.remote), wait)
         self.sleep(wait)
 
     def _server_failed(

@@ -503,3 +503,45 @@ class RateWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}@{self.window_start}"
+
+
+class Alert(models.Model):
+    """Something that stopped an integration's work; its owner is told by email (rate-limited)."""
+
+    class Cause(models.TextChoices):
+        CONNECTION_FAILED = "connection_failed", "Connection failed"
+        TRANSFER_FAILED = "transfer_failed", "Transfer failed"
+        RECORD_FAILED = "record_failed", "A record failed three times"
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="alerts")
+    cause = models.CharField(max_length=30, choices=Cause.choices)
+    message = models.TextField()
+    at = models.DateTimeField(default=timezone.now)
+    # The address the email went to; empty when none was sent (one per cause per hour).
+    emailed_to = models.CharField(max_length=254, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["integration", "cause", "at"], name="alert_by_cause")]
+
+    def __str__(self) -> str:
+        return f"{self.get_cause_display()} #{self.integration_id}"
+
+
+class RemoteUsage(models.Model):
+    """Remote calls and rate-limit waits per remote account and hour (the health charts)."""
+
+    # The rate limiter's key: "pipedrive:<account>", "snovio:<account>" (or the remote's name).
+    account = models.CharField(max_length=200)
+    hour = models.DateTimeField()
+    calls = models.PositiveIntegerField(default=0)
+    rate_limit_waits = models.PositiveIntegerField(default=0)
+    waited_seconds = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "hour"], name="unique_usage_hour")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account}@{self.hour:%Y-%m-%d %H}h: {self.calls}"

@@ -3,6 +3,8 @@
 from pathlib import Path
 
 import environ
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -29,6 +31,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves the collected static files from the WSGI server itself (no separate file server).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "syncbridge.middleware.RejectNulInQuery",
@@ -85,7 +89,12 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "var" / "static"
+STATIC_ROOT = env("STATIC_ROOT", default=str(BASE_DIR / "var" / "static"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Compressed copies made by `collectstatic`; WhiteNoise serves them with far-future caching.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 # Tokens and API secrets are encrypted at rest with this key (Fernet, urlsafe base64, 32 bytes).
 FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY", default="")
@@ -126,6 +135,60 @@ SANDBOX_ENABLED = env.bool("SYNCBRIDGE_SANDBOX", default=False)
 if SANDBOX_ENABLED:
     INSTALLED_APPS.append("integrations.sandbox")
 
+# Production (see the README's "Running in production"): a real installation refuses to start
+# with secrets it could lose or leak. The sandbox mode (demo, tests) is exempt: it holds no real
+# credentials.
+if not DEBUG and not SANDBOX_ENABLED:
+    if not FIELD_ENCRYPTION_KEY:
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEY is required when DEBUG is false: tokens and API secrets are "
+            'encrypted with it. Generate one with: python -c "from cryptography.fernet import '
+            'Fernet; print(Fernet.generate_key().decode())"'
+        )
+    try:
+        Fernet(FIELD_ENCRYPTION_KEY)
+    except ValueError:
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEY is not a Fernet key (32 url-safe base64-encoded bytes)"
+        ) from None
+
+# HTTPS behind a reverse proxy. The proxy terminates TLS and says so in a header, e.g.
+# SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https (only set it when the proxy always
+# overwrites that header, or clients could claim HTTPS themselves).
+_proxy_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+if _proxy_header:
+    if len(_proxy_header) != 2:
+        raise ImproperlyConfigured(
+            "SECURE_PROXY_SSL_HEADER takes a header and a value, e.g. HTTP_X_FORWARDED_PROTO,https"
+        )
+    SECURE_PROXY_SSL_HEADER = (_proxy_header[0], _proxy_header[1])
+# With an https PUBLIC_URL, cookies are secure and plain HTTP is redirected by default.
+_https = PUBLIC_URL.startswith("https://")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_https)
+# A load balancer probes /healthz over plain HTTP inside the private network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=_https)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=_https)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+
+# Alert emails (a failed connection, transfer or record). The console backend prints them.
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.smtp.EmailBackend"
+    if not DEBUG and not SANDBOX_ENABLED
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="SyncBridge <syncbridge@localhost>")
+# At most one email per integration and cause within this many minutes.
+ALERT_EMAIL_INTERVAL_MINUTES = env.int("ALERT_EMAIL_INTERVAL_MINUTES", default=60)
+
 REDIS_URL = env("REDIS_URL", default="")
 Q_CLUSTER = {
     "name": "syncbridge",
@@ -147,6 +210,17 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+    # Each cluster writes its heartbeat every half second, with a 3 s lifetime, to this cache
+    # (Redis holds it when REDIS_URL is set); /healthz reads it from the web process. A file
+    # cache shares it between the processes of one machine without writes to the database.
+    Q_CLUSTER["cache"] = "cluster_status"
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "cluster_status": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": env("CLUSTER_STATUS_DIR", default=str(BASE_DIR / "var" / "cluster-status")),
+    },
+}
 Q_CLUSTER["sync"] = env.bool("Q_SYNC", default=False)
 
 LOGGING = {

@@ -26,7 +26,10 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_limits")]
 
 SKIPPED_NAMESPACES = {"admin"}
 WEBHOOKS = {"sync:pipedrive_hook", "sync:snovio_hook", "sync:snovio_event_hook"}
-PUBLIC = {"login", "logout", *WEBHOOKS}
+PUBLIC = {"login", "logout", "healthz", *WEBHOOKS}
+# The health check answers 503 when a dependency is down (no worker runs in this test): that is
+# its contract, so only a 503 that names what is failing is accepted from it.
+HEALTH = "healthz"
 HUGE = "x" * 5000
 
 
@@ -213,6 +216,8 @@ def test_no_route_answers_5xx_to_anything(route, user, other_user, world):
         auth_headers = [{}, _basic(own, good=False), _basic(own, good=True)]
 
     def check(label, response, what):
+        if route.name == HEALTH and response.status_code == 503 and response.json()["failing"]:
+            return
         if response.status_code >= 500:
             exc = getattr(response, "exc_info", None)
             detail = repr(exc[1])[:300] if exc else response.content[:300]
