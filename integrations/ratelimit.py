@@ -1,25 +1,50 @@
 """A rate limiter per remote account, shared by every worker of an installation.
 
-Counts live in the database (or in Redis when REDIS_URL is set), never in process memory, so
-several workers on several machines stay under one remote's limit together.
+The remotes limit a *rolling* window: at most `limit` requests in any `period` seconds
+(Pipedrive: per token per 2 s; Snov.io: 60 per minute). We keep a sliding log of the slots
+handed out, in the shared store (Redis when REDIS_URL is set, else the database), so several
+workers on several machines stay under one limit together and can use all of it.
 
-The remote limits a *rolling* window of `period` seconds. We count fixed slices of
-`period / SLICES` seconds and allow `limit // (SLICES + 1)` requests per slice: any rolling
-window touches at most SLICES + 1 slices, so it never sees more than `limit` requests.
+Slots are reserved in batches, so the store is written once per batch, not once per call:
+- a worker reserves up to `batch` slots, to be used within `hold` seconds from the moment they
+  are free (now, or when enough earlier slots have expired: the worker then sleeps until
+  then, holding its claim, so a full window costs no refused round trips); the reservation
+  counts against the limit until `hold + period + margin` after that moment;
+- when the window is full it waits for `need` slots (a twentieth of the limit) rather than
+  one, so a busy worker still writes once per several calls while the slots it waits for
+  stay idle less than 2.5% of the window;
+- at its next reservation the worker replaces that entry with the times it really sent
+  (each counted until `send + period + margin`) in the same round trip, freeing what it left
+  unused, so the log ends when the remote's window forgets each request and none of the
+  window is wasted;
+- `margin` covers the delay between our clock and the remote's (network, server queues).
+
+Any window of `period + margin` therefore holds at most `limit` sends, so any window the
+remote sees holds at most `limit` arrivals. The remote's own headers still win: a
+`x-ratelimit-remaining: 0` or a 429 blocks the key for every worker until its reset (`block`).
 """
+
+from __future__ import annotations
 
 import math
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import transaction
+from django.db.models import Q
 
-from integrations.models import RateWindow
+from integrations.models import RateBucket, RateSlot
 
-SLICES = 4
+MARGIN = 0.05  # seconds: clock and queueing differences between us and the remote
+
+
+@dataclass
+class Grant:
+    slots: int
+    start: float  # when they may be used: now, or when enough earlier slots have expired
 
 
 @dataclass
@@ -29,68 +54,240 @@ class RateLimiter:
     period: float
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.time
+    margin: float = MARGIN
+    batch: int = 0  # 0: chosen from the limit (see `batch_size`)
+    _left: int = field(default=0, repr=False)
+    _lease_end: float = field(default=0.0, repr=False)
+    _reservation: str = field(default="", repr=False)
+    _sends: list[float] = field(default_factory=list, repr=False)
 
     @property
-    def slice_seconds(self) -> float:
-        return self.period / SLICES
+    def hold(self) -> float:
+        """How long a reserved batch may take to be used; later, its rest is given up."""
+        return self.period / 4
 
     @property
-    def per_slice(self) -> int:
-        return max(1, self.limit // (SLICES + 1))
+    def batch_size(self) -> int:
+        # A fifth of the limit, and no more than a worker at full speed sends in `hold`:
+        # the rest of the window stays open to the other workers.
+        if self.batch:
+            return self.batch
+        return max(1, min(self.limit // 5, math.floor(self.limit / self.period * self.hold)))
+
+    @property
+    def need(self) -> int:
+        """The fewest slots worth a round trip when the window is full (see the module doc)."""
+        return max(1, min(self.batch_size, self.limit // 20))
 
     def acquire(self) -> float:
         """Block until a request may be sent; returns the seconds spent waiting."""
         waited = 0.0
         while True:
             now = self.clock()
-            slice_no = math.floor(now / self.slice_seconds)
-            if _take(self.key, slice_no, self.per_slice, self.slice_seconds):
+            if self._left > 0 and now <= self._lease_end:
+                self._left -= 1
+                self._sends.append(now)
                 return waited
-            pause = (slice_no + 1) * self.slice_seconds - now + 0.001
-            self.sleep(pause)
-            waited += pause
+            grant = self._reserve(now)
+            if grant.start > now:
+                self.sleep(grant.start - now)
+                waited += grant.start - now
+
+    def block(self, seconds: float) -> None:
+        """The remote said no more until `seconds` from now: every worker waits that long."""
+        if seconds <= 0:
+            return
+        now = self.clock()
+        self._left = 0  # our own reserved slots are void too
+        _store().block(self.key, self.limit, now, now + seconds)
+
+    def observe(self, remaining: int | None, reset: float | None) -> None:
+        """Honour the remote's count of the window: none left means wait for its reset."""
+        if remaining is not None and remaining <= 0 and reset:
+            self.block(reset)
+
+    def _reserve(self, now: float) -> Grant:
+        settled = [(t + self.period + self.margin) for t in self._sends]
+        grant = _store().reserve(
+            self.key,
+            self.limit,
+            want=self.batch_size,
+            need=self.need,
+            now=now,
+            span=self.hold + self.period + self.margin,
+            reservation=(new_id := uuid.uuid4().hex),
+            replaces=self._reservation,
+            settled=_grouped(settled),
+        )
+        self._sends = []
+        self._reservation = new_id
+        self._left = grant.slots
+        self._lease_end = grant.start + self.hold
+        return grant
 
 
-def _take(key: str, slice_no: int, allowed: int, ttl: float) -> bool:
-    if settings.REDIS_URL:
-        return _take_redis(key, slice_no, allowed, ttl)
-    return _take_db(key, slice_no, allowed)
+def _grouped(expiries: list[float]) -> list[tuple[float, int]]:
+    """Sends within the same millisecond share one log entry (rounded up: never shorter)."""
+    counts: dict[float, int] = {}
+    for expiry in expiries:
+        moment = math.ceil(expiry * 1000) / 1000
+        counts[moment] = counts.get(moment, 0) + 1
+    return sorted(counts.items())
 
 
-def _take_db(key: str, slice_no: int, allowed: int) -> bool:
-    rows = RateWindow.objects.filter(key=key, window_start=slice_no, count__lt=allowed)
-    if rows.update(count=F("count") + 1):
-        return True
-    if RateWindow.objects.filter(key=key, window_start=slice_no).exists():
-        return False
-    try:
+def _first_free(
+    entries: list[tuple[float, int]], limit: int, want: int, need: int, now: float
+) -> tuple[int, float]:
+    """(slots, from when): the earliest moment at least `need` of `limit` slots are free in
+    the log, (expiry, count) pairs, and how many (up to `want`) are free then."""
+    used = sum(count for _, count in entries)
+    start = now
+    for expiry, count in sorted(entries):
+        if limit - used >= need:
+            break
+        used -= count
+        start = max(expiry, now)
+    return max(1, min(want, limit - used)), start
+
+
+class DatabaseStore:
+    """The log in the database: one transaction per batch, under a lock on the key's row."""
+
+    def reserve(
+        self,
+        key: str,
+        limit: int,
+        *,
+        want: int,
+        need: int,
+        now: float,
+        span: float,
+        reservation: str,
+        replaces: str,
+        settled: list[tuple[float, int]],
+    ) -> Grant:
         with transaction.atomic():
-            RateWindow.objects.create(key=key, window_start=slice_no, count=1)
-        RateWindow.objects.filter(key=key, window_start__lt=slice_no - 10).delete()
-        return True
-    except IntegrityError:  # another worker opened the slice first: count against it
-        return bool(rows.update(count=F("count") + 1))
+            _lock(key)
+            gone = Q(expires_at__lte=now) | (Q(reservation=replaces) if replaces else Q(pk=None))
+            RateSlot.objects.filter(Q(key=key) & gone).delete()
+            entries = list(RateSlot.objects.filter(key=key).values_list("expires_at", "count"))
+            sent = [(e, c) for e, c in settled if e > now]
+            slots, start = _first_free(entries + sent, limit, want, need, now)
+            rows = [RateSlot(key=key, expires_at=e, count=c) for e, c in sent]
+            rows.append(
+                RateSlot(key=key, expires_at=start + span, count=slots, reservation=reservation)
+            )
+            RateSlot.objects.bulk_create(rows)
+        return Grant(slots, start)
+
+    def block(self, key: str, limit: int, now: float, until: float) -> None:
+        with transaction.atomic():
+            _lock(key)
+            RateSlot.objects.create(key=key, expires_at=until, count=limit)
 
 
-_redis = None
+def _lock(key: str) -> None:
+    """Take the key's row lock (PostgreSQL) or the write lock (SQLite) for the transaction."""
+    if not RateBucket.objects.filter(key=key).update(key=key):
+        RateBucket.objects.get_or_create(key=key)
+        RateBucket.objects.filter(key=key).update(key=key)
 
 
-def _take_redis(key: str, slice_no: int, allowed: int, ttl: float) -> bool:
-    global _redis
-    if _redis is None:
-        import redis
+# KEYS[1] the log (sorted set: member "id:count", score the expiry).
+# ARGV: now, limit, want, need, span, reservation id, replaced id, then expiry/count pairs.
+_RESERVE = """
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+local need = tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+if ARGV[7] ~= '' then
+  for _, member in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+    if string.sub(member, 1, string.len(ARGV[7]) + 1) == ARGV[7] .. ':' then
+      redis.call('ZREM', key, member)
+    end
+  end
+end
+for i = 8, #ARGV, 2 do
+  if tonumber(ARGV[i]) > now then
+    redis.call('ZADD', key, ARGV[i], ARGV[6] .. '-s' .. i .. ':' .. ARGV[i + 1])
+  end
+end
+local entries = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+local used = 0
+for i = 1, #entries, 2 do
+  used = used + tonumber(string.match(entries[i], ':(%d+)$'))
+end
+local start = now
+for i = 1, #entries, 2 do
+  if limit - used >= need then break end
+  used = used - tonumber(string.match(entries[i], ':(%d+)$'))
+  start = math.max(tonumber(entries[i + 1]), now)
+end
+local slots = math.max(1, math.min(want, limit - used))
+local expiry = start + tonumber(ARGV[5])
+redis.call('ZADD', key, expiry, ARGV[6] .. ':' .. slots)
+redis.call('EXPIRE', key, math.ceil(expiry - now) + 3600)
+return {slots, tostring(start)}
+"""
 
-        _redis = redis.Redis.from_url(settings.REDIS_URL)
-    name = f"syncbridge:rate:{key}:{slice_no}"
-    pipe = _redis.pipeline()
-    pipe.incr(name)
-    pipe.expire(name, int(ttl) + 5)
-    count, _ = pipe.execute()
-    return count <= allowed
+
+class RedisStore:
+    """The log in Redis: one script call per batch, atomic on the server."""
+
+    def __init__(self, url: str):
+        import redis  # only installations with REDIS_URL need the package
+
+        self.redis = redis.Redis.from_url(url)
+        self.script = self.redis.register_script(_RESERVE)
+
+    def reserve(
+        self,
+        key: str,
+        limit: int,
+        *,
+        want: int,
+        need: int,
+        now: float,
+        span: float,
+        reservation: str,
+        replaces: str,
+        settled: list[tuple[float, int]],
+    ) -> Grant:
+        args: list = [repr(now), limit, want, need, repr(span), reservation, replaces]
+        for expiry, count in settled:
+            args += [repr(expiry), count]
+        slots, start = self.script(keys=[f"syncbridge:rate:{key}"], args=args)
+        return Grant(int(slots), float(start))
+
+    def block(self, key: str, limit: int, now: float, until: float) -> None:
+        name = f"syncbridge:rate:{key}"
+        self.redis.zadd(name, {f"block-{uuid.uuid4().hex}:{limit}": until})
+        self.redis.expire(name, math.ceil(until - now) + 3600)
 
 
-def pipedrive_limiter(account: str) -> RateLimiter:
-    return RateLimiter(f"pipedrive:{account}", settings.PIPEDRIVE_BURST_LIMIT, 2.0)
+_stores: dict[str, DatabaseStore | RedisStore] = {}
+
+
+def _store() -> DatabaseStore | RedisStore:
+    url = settings.REDIS_URL
+    if url not in _stores:
+        _stores[url] = RedisStore(url) if url else DatabaseStore()
+    return _stores[url]
+
+
+def pipedrive_limiter(account: str, *, api_token: bool = False) -> RateLimiter:
+    """Pipedrive's burst limit per token per rolling 2 s; API-token connections get less."""
+    limit = (
+        settings.PIPEDRIVE_API_TOKEN_BURST_LIMIT if api_token else settings.PIPEDRIVE_BURST_LIMIT
+    )
+    return RateLimiter(f"pipedrive:{account}", limit, 2.0)
+
+
+def pipedrive_search_limiter(account: str) -> RateLimiter:
+    """Pipedrive's search endpoints: 10 requests per 2 s on every plan, besides the burst."""
+    return RateLimiter(f"pipedrive-search:{account}", settings.PIPEDRIVE_SEARCH_LIMIT, 2.0)
 
 
 def snovio_limiter(account: str) -> RateLimiter:
