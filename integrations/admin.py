@@ -20,12 +20,12 @@ from integrations.models import (
     ListSelection,
     PendingChange,
     RateSlot,
-    TokenBudget,
     RecordLink,
     RemoteCatalog,
     StatusChange,
     SyncEvent,
     SyncRun,
+    TokenBudget,
 )
 from integrations.problems import problems_summary
 

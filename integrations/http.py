@@ -194,7 +194,8 @@ class HttpClient:
         if which == DAILY_BUDGET:
             wait = seconds_to_utc_midnight(self.clock())
             raise RateLimited(
-                f"{self.remote}: daily budget spent; it resets at 00:00 UTC, in {wait / 3600:.1f} h",
+                f"{self.remote}: daily budget spent; it resets at 00:00 UTC "
+                f"(in {wait / 3600:.1f} h)",
                 remote=self.remote,
                 status=429,
                 retry_after=wait,
