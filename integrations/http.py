@@ -27,7 +27,7 @@ import requests
 from django.conf import settings
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from integrations.ratelimit import RateLimiter
+from integrations.ratelimit import RateLimiter, WaitTooLong
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +134,17 @@ class HttpClient:
         attempt = 0
         while True:
             attempt += 1
-            for limiter in paced:
-                limiter.acquire()
+            try:
+                for limiter in paced:
+                    limiter.acquire(max_wait=self.max_wait)
+            except WaitTooLong as exc:
+                raise RateLimited(
+                    f"{self.remote}: rate limit reached ({BURST_LIMIT}); retry in "
+                    f"{exc.seconds:.0f} s",
+                    remote=self.remote,
+                    retry_after=exc.seconds,
+                    limit=BURST_LIMIT,
+                ) from None
             try:
                 self.calls += 1
                 response = self.session.request(method, url, timeout=self.timeout, **kwargs)

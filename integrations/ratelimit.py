@@ -41,6 +41,14 @@ from integrations.models import RateBucket, RateSlot
 MARGIN = 0.05  # seconds: clock and queueing differences between us and the remote
 
 
+class WaitTooLong(Exception):
+    """The next slot is further away than the caller is willing to wait."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"the next request slot is {seconds:.0f} s away")
+        self.seconds = seconds
+
+
 @dataclass
 class Grant:
     slots: int
@@ -79,8 +87,12 @@ class RateLimiter:
         """The fewest slots worth a round trip when the window is full (see the module doc)."""
         return max(1, min(self.batch_size, self.limit // 20))
 
-    def acquire(self) -> float:
-        """Block until a request may be sent; returns the seconds spent waiting."""
+    def acquire(self, max_wait: float | None = None) -> float:
+        """Block until a request may be sent; returns the seconds spent waiting.
+
+        Raises `WaitTooLong` instead of sleeping longer than `max_wait` at once (the slots
+        claimed are given back at this limiter's next reservation, or expire).
+        """
         waited = 0.0
         while True:
             now = self.clock()
@@ -89,6 +101,9 @@ class RateLimiter:
                 self._sends.append(now)
                 return waited
             grant = self._reserve(now)
+            if max_wait is not None and grant.start - now > max_wait:
+                self._left = 0
+                raise WaitTooLong(grant.start - now)
             if grant.start > now:
                 self.sleep(grant.start - now)
                 waited += grant.start - now

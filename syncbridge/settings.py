@@ -108,6 +108,9 @@ PIPEDRIVE_SEARCH_LIMIT = env.int("PIPEDRIVE_SEARCH_LIMIT", default=10)  # search
 # Share of a company's daily token budget kept for real-time changes and automations: below
 # it, transfers and catch-ups wait for the next day (UTC).
 PIPEDRIVE_BUDGET_RESERVE = env.float("PIPEDRIVE_BUDGET_RESERVE", default=0.1)
+# The company's daily token budget when Pipedrive's answers do not say it (0: unknown; it is
+# 30,000 x plan multiplier x seats).
+PIPEDRIVE_DAILY_BUDGET = env.int("PIPEDRIVE_DAILY_BUDGET", default=0)
 SNOVIO_API_URL = env("SNOVIO_API_URL", default="https://api.snov.io").rstrip("/")
 SNOVIO_RATE_LIMIT = env.int("SNOVIO_RATE_LIMIT", default=60)  # requests per minute
 

@@ -291,7 +291,7 @@ def test_the_limiter_is_asked_before_every_attempt(mocked, http):
     asked = []
 
     class CountingLimiter:
-        def acquire(self) -> float:
+        def acquire(self, max_wait=None) -> float:
             asked.append(1)
             return 0.0
 
@@ -348,7 +348,7 @@ class RecordingLimiter:
     def __init__(self):
         self.blocked: list[float] = []
 
-    def acquire(self) -> float:
+    def acquire(self, max_wait=None) -> float:
         return 0.0
 
     def block(self, seconds: float) -> None:
