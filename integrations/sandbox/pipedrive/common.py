@@ -353,6 +353,7 @@ class PipedriveLimits:
         self.open_deals: int | None = None
         self.hits: dict[str, list[float]] = {}
         self.spent: dict[int, int] = {}  # UTC day number -> tokens spent that day
+        self.refused: dict[str, int] = {"burst": 0, "search": 0, "daily budget": 0}
 
     def configure(self, **limits: int | None) -> None:
         for name, value in limits.items():
@@ -394,6 +395,7 @@ class PipedriveLimits:
             self.hits[key] = hits
             reset = (hits[0] + BURST_PERIOD - now) if hits else BURST_PERIOD
             if len(hits) >= limit:
+                self.refused[key.split(":", 1)[0]] += 1
                 refused = {
                     "x-ratelimit-limit": str(limit),
                     "x-ratelimit-remaining": "0",
@@ -415,6 +417,7 @@ class PipedriveLimits:
             budget = {"x-daily-ratelimit-token-limit": str(self.daily_budget)}
             if spent + cost > self.daily_budget:
                 budget["x-daily-ratelimit-token-remaining"] = "0"
+                self.refused["daily budget"] += 1
                 message = "Daily token budget exceeded"
                 return _error(429, message, errorCode=429), headers | budget
             self.spent[day] = spent + cost
