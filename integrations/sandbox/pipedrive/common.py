@@ -359,7 +359,7 @@ class PipedriveLimits:
         for name, value in limits.items():
             if name not in ("burst", "api_token_burst", "search", "daily_budget", "open_deals"):
                 raise ValueError(f"unknown Pipedrive limit {name!r}")
-            setattr(self, name, None if value in (None, "", 0) else int(value))
+            setattr(self, name, None if value in (None, "") else int(value))
         if "daily_budget" in limits:
             self.spent.clear()
 
