@@ -6,13 +6,11 @@ handed out, in the shared store (Redis when REDIS_URL is set, else the database)
 workers on several machines stay under one limit together and can use all of it.
 
 Slots are reserved in batches, so the store is written once per batch, not once per call:
-- a worker reserves up to `batch` slots, to be used within `hold` seconds from the moment they
-  are free (now, or when enough earlier slots have expired: the worker then sleeps until
-  then, holding its claim, so a full window costs no refused round trips); the reservation
-  counts against the limit until `hold + period + margin` after that moment;
-- when the window is full it waits for `need` slots (a twentieth of the limit) rather than
-  one, so a busy worker still writes once per several calls while the slots it waits for
-  stay idle less than 2.5% of the window;
+- a worker reserves up to `batch` slots, each with the moment it is free: now, or when an
+  earlier slot leaves the window (slots freeing within `horizon` are claimed in the same
+  round trip, so a full window costs no refused round trips and no slot waits for others);
+  the worker sleeps until each slot's moment and uses it within `hold` seconds of the last
+  one; the reservation counts against the limit until `hold + period + margin` after that;
 - at its next reservation the worker replaces that entry with the times it really sent
   (each counted until `send + period + margin`) in the same round trip, freeing what it left
   unused, so the log ends when the remote's window forgets each request and none of the
@@ -51,8 +49,7 @@ class WaitTooLong(Exception):
 
 @dataclass
 class Grant:
-    slots: int
-    start: float  # when they may be used: now, or when enough earlier slots have expired
+    starts: list[float]  # when each slot may be used: now, or when an earlier slot expires
 
 
 @dataclass
@@ -64,7 +61,7 @@ class RateLimiter:
     clock: Callable[[], float] = time.time
     margin: float = MARGIN
     batch: int = 0  # 0: chosen from the limit (see `batch_size`)
-    _left: int = field(default=0, repr=False)
+    _starts: list[float] = field(default_factory=list, repr=False)
     _lease_end: float = field(default=0.0, repr=False)
     _reservation: str = field(default="", repr=False)
     _sends: list[float] = field(default_factory=list, repr=False)
@@ -83,9 +80,9 @@ class RateLimiter:
         return max(1, min(self.limit // 5, math.floor(self.limit / self.period * self.hold)))
 
     @property
-    def need(self) -> int:
-        """The fewest slots worth a round trip when the window is full (see the module doc)."""
-        return max(1, min(self.batch_size, self.limit // 20))
+    def horizon(self) -> float:
+        """Slots freeing this soon are claimed in the same round trip."""
+        return self.period / 10
 
     def acquire(self, max_wait: float | None = None) -> float:
         """Block until a request may be sent; returns the seconds spent waiting.
@@ -96,24 +93,26 @@ class RateLimiter:
         waited = 0.0
         while True:
             now = self.clock()
-            if self._left > 0 and now <= self._lease_end:
-                self._left -= 1
-                self._sends.append(now)
-                return waited
-            grant = self._reserve(now)
-            if max_wait is not None and grant.start - now > max_wait:
-                self._left = 0
-                raise WaitTooLong(grant.start - now)
-            if grant.start > now:
-                self.sleep(grant.start - now)
-                waited += grant.start - now
+            if self._starts and now <= self._lease_end:
+                start = self._starts[0]
+                if start <= now:
+                    self._starts.pop(0)
+                    self._sends.append(now)
+                    return waited
+                if max_wait is not None and start - now > max_wait:
+                    self._starts = []
+                    raise WaitTooLong(start - now)
+                self.sleep(start - now)
+                waited += start - now
+                continue
+            self._reserve(now)
 
     def block(self, seconds: float) -> None:
         """The remote said no more until `seconds` from now: every worker waits that long."""
         if seconds <= 0:
             return
         now = self.clock()
-        self._left = 0  # our own reserved slots are void too
+        self._starts = []  # our own reserved slots are void too
         _store().block(self.key, self.limit, now, now + seconds)
 
     def observe(self, remaining: int | None, reset: float | None) -> None:
@@ -127,7 +126,7 @@ class RateLimiter:
             self.key,
             self.limit,
             want=self.batch_size,
-            need=self.need,
+            horizon=self.horizon,
             now=now,
             span=self.hold + self.period + self.margin,
             reservation=(new_id := uuid.uuid4().hex),
@@ -136,8 +135,8 @@ class RateLimiter:
         )
         self._sends = []
         self._reservation = new_id
-        self._left = grant.slots
-        self._lease_end = grant.start + self.hold
+        self._starts = grant.starts
+        self._lease_end = grant.starts[-1] + self.hold
         return grant
 
 
@@ -150,19 +149,20 @@ def _grouped(expiries: list[float]) -> list[tuple[float, int]]:
     return sorted(counts.items())
 
 
-def _first_free(
-    entries: list[tuple[float, int]], limit: int, want: int, need: int, now: float
-) -> tuple[int, float]:
-    """(slots, from when): the earliest moment at least `need` of `limit` slots are free in
-    the log, (expiry, count) pairs, and how many (up to `want`) are free then."""
+def _starts(
+    entries: list[tuple[float, int]], limit: int, want: int, horizon: float, now: float
+) -> list[float]:
+    """When each of up to `want` slots is free in the log of (expiry, count) pairs: those free
+    now, then one per slot leaving the window, as far as `horizon` from now (at least one)."""
     used = sum(count for _, count in entries)
-    start = now
+    starts = [now] * max(0, min(want, limit - used))
     for expiry, count in sorted(entries):
-        if limit - used >= need:
+        if len(starts) >= want or (starts and expiry > now + horizon):
             break
         used -= count
-        start = max(expiry, now)
-    return max(1, min(want, limit - used)), start
+        free = min(limit - used - len(starts), want - len(starts))
+        starts += [max(expiry, now)] * max(free, 0)
+    return starts or [now]
 
 
 class DatabaseStore:
@@ -174,7 +174,7 @@ class DatabaseStore:
         limit: int,
         *,
         want: int,
-        need: int,
+        horizon: float,
         now: float,
         span: float,
         reservation: str,
@@ -187,13 +187,18 @@ class DatabaseStore:
             RateSlot.objects.filter(Q(key=key) & gone).delete()
             entries = list(RateSlot.objects.filter(key=key).values_list("expires_at", "count"))
             sent = [(e, c) for e, c in settled if e > now]
-            slots, start = _first_free(entries + sent, limit, want, need, now)
+            starts = _starts(entries + sent, limit, want, horizon, now)
             rows = [RateSlot(key=key, expires_at=e, count=c) for e, c in sent]
             rows.append(
-                RateSlot(key=key, expires_at=start + span, count=slots, reservation=reservation)
+                RateSlot(
+                    key=key,
+                    expires_at=starts[-1] + span,
+                    count=len(starts),
+                    reservation=reservation,
+                )
             )
             RateSlot.objects.bulk_create(rows)
-        return Grant(slots, start)
+        return Grant(starts)
 
     def block(self, key: str, limit: int, now: float, until: float) -> None:
         with transaction.atomic():
@@ -209,13 +214,14 @@ def _lock(key: str) -> None:
 
 
 # KEYS[1] the log (sorted set: member "id:count", score the expiry).
-# ARGV: now, limit, want, need, span, reservation id, replaced id, then expiry/count pairs.
+# ARGV: now, limit, want, horizon, span, reservation id, replaced id, then expiry/count pairs.
+# Returns the moments the slots granted are free, as in `_starts`.
 _RESERVE = """
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
-local need = tonumber(ARGV[4])
+local horizon = tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
 if ARGV[7] ~= '' then
   for _, member in ipairs(redis.call('ZRANGE', key, 0, -1)) do
@@ -234,17 +240,22 @@ local used = 0
 for i = 1, #entries, 2 do
   used = used + tonumber(string.match(entries[i], ':(%d+)$'))
 end
-local start = now
+local starts = {}
+for _ = 1, math.min(want, limit - used) do table.insert(starts, now) end
 for i = 1, #entries, 2 do
-  if limit - used >= need then break end
+  local expiry = tonumber(entries[i + 1])
+  if #starts >= want or (#starts > 0 and expiry > now + horizon) then break end
   used = used - tonumber(string.match(entries[i], ':(%d+)$'))
-  start = math.max(tonumber(entries[i + 1]), now)
+  local free = math.min(limit - used - #starts, want - #starts)
+  for _ = 1, free do table.insert(starts, math.max(expiry, now)) end
 end
-local slots = math.max(1, math.min(want, limit - used))
-local expiry = start + tonumber(ARGV[5])
-redis.call('ZADD', key, expiry, ARGV[6] .. ':' .. slots)
+if #starts == 0 then table.insert(starts, now) end
+local expiry = starts[#starts] + tonumber(ARGV[5])
+redis.call('ZADD', key, expiry, ARGV[6] .. ':' .. #starts)
 redis.call('EXPIRE', key, math.ceil(expiry - now) + 3600)
-return {slots, tostring(start)}
+local out = {}
+for i, start in ipairs(starts) do out[i] = tostring(start) end
+return out
 """
 
 
@@ -263,18 +274,18 @@ class RedisStore:
         limit: int,
         *,
         want: int,
-        need: int,
+        horizon: float,
         now: float,
         span: float,
         reservation: str,
         replaces: str,
         settled: list[tuple[float, int]],
     ) -> Grant:
-        args: list = [repr(now), limit, want, need, repr(span), reservation, replaces]
+        args: list = [repr(now), limit, want, repr(horizon), repr(span), reservation, replaces]
         for expiry, count in settled:
             args += [repr(expiry), count]
-        slots, start = self.script(keys=[f"syncbridge:rate:{key}"], args=args)
-        return Grant(int(slots), float(start))
+        starts = self.script(keys=[f"syncbridge:rate:{key}"], args=args)
+        return Grant([float(start) for start in starts])
 
     def block(self, key: str, limit: int, now: float, until: float) -> None:
         name = f"syncbridge:rate:{key}"
