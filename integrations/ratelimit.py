@@ -25,6 +25,7 @@ remote sees holds at most `limit` arrivals. The remote's own headers still win: 
 from __future__ import annotations
 
 import math
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -61,6 +62,9 @@ class RateLimiter:
     clock: Callable[[], float] = time.time
     margin: float = MARGIN
     batch: int = 0  # 0: chosen from the limit (see `batch_size`)
+    _want: int = field(default=1, repr=False)
+    _granted: int = field(default=0, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _starts: list[float] = field(default_factory=list, repr=False)
     _lease_end: float = field(default=0.0, repr=False)
     _reservation: str = field(default="", repr=False)
@@ -90,6 +94,10 @@ class RateLimiter:
         Raises `WaitTooLong` instead of sleeping longer than `max_wait` at once (the slots
         claimed are given back at this limiter's next reservation, or expire).
         """
+        with self._lock:  # the threads of a process share one limiter per account
+            return self._acquire(max_wait)
+
+    def _acquire(self, max_wait: float | None) -> float:
         waited = 0.0
         while True:
             now = self.clock()
@@ -111,9 +119,10 @@ class RateLimiter:
         """The remote said no more until `seconds` from now: every worker waits that long."""
         if seconds <= 0:
             return
-        now = self.clock()
-        self._starts = []  # our own reserved slots are void too
-        _store().block(self.key, self.limit, now, now + seconds)
+        with self._lock:
+            now = self.clock()
+            self._starts = []  # our own reserved slots are void too
+            _store().block(self.key, self.limit, now, now + seconds)
 
     def observe(self, remaining: int | None, reset: float | None) -> None:
         """Honour the remote's count of the window: none left means wait for its reset."""
@@ -121,11 +130,18 @@ class RateLimiter:
             self.block(reset)
 
     def _reserve(self, now: float) -> Grant:
+        # Batches grow while they are used up and shrink to what was used when they lapse,
+        # so a limiter that sends little holds few slots it will not use.
+        used = len(self._sends)
+        if used >= self._granted:
+            self._want = min(self.batch_size, max(1, self._granted) * 2)
+        else:
+            self._want = max(1, used)
         settled = [(t + self.period + self.margin) for t in self._sends]
         grant = _store().reserve(
             self.key,
             self.limit,
-            want=self.batch_size,
+            want=self._want,
             horizon=self.horizon,
             now=now,
             span=self.hold + self.period + self.margin,
@@ -136,6 +152,7 @@ class RateLimiter:
         self._sends = []
         self._reservation = new_id
         self._starts = grant.starts
+        self._granted = len(grant.starts)
         self._lease_end = grant.starts[-1] + self.hold
         return grant
 
@@ -182,7 +199,7 @@ class DatabaseStore:
         settled: list[tuple[float, int]],
     ) -> Grant:
         with transaction.atomic():
-            _lock(key)
+            _lock_row(key)
             gone = Q(expires_at__lte=now) | (Q(reservation=replaces) if replaces else Q(pk=None))
             RateSlot.objects.filter(Q(key=key) & gone).delete()
             entries = list(RateSlot.objects.filter(key=key).values_list("expires_at", "count"))
@@ -202,11 +219,11 @@ class DatabaseStore:
 
     def block(self, key: str, limit: int, now: float, until: float) -> None:
         with transaction.atomic():
-            _lock(key)
+            _lock_row(key)
             RateSlot.objects.create(key=key, expires_at=until, count=limit)
 
 
-def _lock(key: str) -> None:
+def _lock_row(key: str) -> None:
     """Take the key's row lock (PostgreSQL) or the write lock (SQLite) for the transaction."""
     if not RateBucket.objects.filter(key=key).update(key=key):
         RateBucket.objects.get_or_create(key=key)
@@ -303,18 +320,32 @@ def _store() -> DatabaseStore | RedisStore:
     return _stores[url]
 
 
+_limiters: dict[tuple[str, int, float], RateLimiter] = {}
+_limiters_lock = threading.Lock()
+
+
+def shared_limiter(key: str, limit: int, period: float) -> RateLimiter:
+    """This process's one limiter for the account: clients come and go (one per task, per
+    change), their reserved slots stay with the limiter instead of lapsing unused."""
+    with _limiters_lock:
+        limiter = _limiters.get((key, limit, period))
+        if limiter is None:
+            limiter = _limiters[(key, limit, period)] = RateLimiter(key, limit, period)
+        return limiter
+
+
 def pipedrive_limiter(account: str, *, api_token: bool = False) -> RateLimiter:
     """Pipedrive's burst limit per token per rolling 2 s; API-token connections get less."""
     limit = (
         settings.PIPEDRIVE_API_TOKEN_BURST_LIMIT if api_token else settings.PIPEDRIVE_BURST_LIMIT
     )
-    return RateLimiter(f"pipedrive:{account}", limit, 2.0)
+    return shared_limiter(f"pipedrive:{account}", limit, 2.0)
 
 
 def pipedrive_search_limiter(account: str) -> RateLimiter:
     """Pipedrive's search endpoints: 10 requests per 2 s on every plan, besides the burst."""
-    return RateLimiter(f"pipedrive-search:{account}", settings.PIPEDRIVE_SEARCH_LIMIT, 2.0)
+    return shared_limiter(f"pipedrive-search:{account}", settings.PIPEDRIVE_SEARCH_LIMIT, 2.0)
 
 
 def snovio_limiter(account: str) -> RateLimiter:
-    return RateLimiter(f"snovio:{account}", settings.SNOVIO_RATE_LIMIT, 60.0)
+    return shared_limiter(f"snovio:{account}", settings.SNOVIO_RATE_LIMIT, 60.0)

@@ -178,3 +178,12 @@ def fresh_budget_news():
     from integrations import budget
 
     budget._heard.clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limiters():
+    """A process keeps one limiter per account (integrations/ratelimit.py); tests start anew,
+    as their database (the limiters' store) does."""
+    from integrations import ratelimit
+
+    ratelimit._limiters.clear()
