@@ -145,3 +145,22 @@ def test_a_transfer_records_403s_on_the_records_and_carries_on(user, sandbox, sy
     reasons = list(run.events.filter(outcome="failed").values_list("reason", flat=True))
     assert len(reasons) == 3 and all("403" in reason for reason in reasons)
     assert integration.status == Integration.Status.ACTIVE
+
+
+# --- the control page ------------------------------------------------------------------------
+def test_the_limits_are_set_through_the_sandbox_control_api(sandbox):
+    import json
+
+    from integrations.sandbox.control import handle
+
+    body = json.dumps({"burst": 40, "search": 10, "daily_budget": 3000}).encode()
+    answer = handle(sandbox, "POST", "/_sandbox/pipedrive-limits", _json, body)
+
+    assert answer.status == 200
+    limits = sandbox.pipedrive.limits
+    assert (limits.burst, limits.search, limits.daily_budget) == (40, 10, 3000)
+    wrong = handle(sandbox, "POST", "/_sandbox/pipedrive-limits", _json, b'{"plan": 3}')
+    assert wrong.status == 400 and "unknown Pipedrive limit" in wrong.body["error"]
+
+
+_json = {"Content-Type": "application/json"}
