@@ -453,7 +453,7 @@ def test_a_change_pipedrive_answers_403_is_failed_with_the_reason_and_the_connec
 
     tasks.catch_up(live.pk)
 
-    change = PendingChange.objects.filter(integration=live, source="snovio").last()
+    change = PendingChange.objects.get(integration=live, kind="prospect.change")
     assert change.outcome.startswith("failed") and "403" in change.outcome
     live.refresh_from_db()
     assert live.status == Integration.Status.ACTIVE
