@@ -19,12 +19,13 @@ from integrations.models import (
     Integration,
     ListSelection,
     PendingChange,
-    RateWindow,
+    RateSlot,
     RecordLink,
     RemoteCatalog,
     StatusChange,
     SyncEvent,
     SyncRun,
+    TokenBudget,
 )
 from integrations.problems import problems_summary
 
@@ -230,6 +231,11 @@ class PendingChangeAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_filter = ("source", "kind")
 
 
-@admin.register(RateWindow)
-class RateWindowAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ("key", "window_start", "count")
+@admin.register(RateSlot)
+class RateSlotAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("key", "expires_at", "count", "reservation")
+
+
+@admin.register(TokenBudget)
+class TokenBudgetAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("key", "day", "spent", "remaining", "daily_limit", "exhausted")

@@ -489,20 +489,54 @@ class PendingChange(models.Model):
         return f"{self.source} {self.kind} #{self.pk}"
 
 
-class RateWindow(models.Model):
-    """Requests counted per remote account and time window, shared by every worker."""
+class RateBucket(models.Model):
+    """One row per remote account: the row workers lock while they reserve request slots."""
 
-    key = models.CharField(max_length=200)
-    window_start = models.BigIntegerField()
-    count = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["key", "window_start"], name="unique_rate_window")
-        ]
+    key = models.CharField(max_length=200, unique=True)
 
     def __str__(self) -> str:
-        return f"{self.key}@{self.window_start}"
+        return self.key
+
+
+class RateSlot(models.Model):
+    """Request slots of one remote account, counted until `expires_at` (Unix seconds).
+
+    A reservation (`reservation` set) holds `count` slots for a worker's next requests; once
+    they are sent it is replaced by the exact send times, so the log ends when the remote's
+    rolling window forgets each request (see integrations/ratelimit.py).
+    """
+
+    key = models.CharField(max_length=200)
+    expires_at = models.FloatField()
+    count = models.PositiveIntegerField()
+    reservation = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["key", "expires_at"], name="rate_slot_key_expiry")]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count} until {self.expires_at:.2f}"
+
+
+class TokenBudget(models.Model):
+    """What we know of a Pipedrive company's daily token budget today (UTC day).
+
+    `spent` is what SyncBridge spent by its own count (each endpoint's token cost); `remaining`
+    and `daily_limit` are the remote's own figures when its answers carry them, authoritative
+    since every user and app of the company draws from the same budget.
+    """
+
+    key = models.CharField(max_length=200, unique=True)
+    day = models.DateField()
+    spent = models.PositiveIntegerField(default=0)
+    calls = models.PositiveIntegerField(default=0)
+    daily_limit = models.PositiveIntegerField(null=True, blank=True)
+    remaining = models.IntegerField(null=True, blank=True)
+    exhausted = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.day}: {self.spent} spent"
 
 
 class Alert(models.Model):

@@ -111,6 +111,15 @@ PIPEDRIVE_OAUTH_URL = env("PIPEDRIVE_OAUTH_URL", default="https://oauth.pipedriv
 # Only used for connections made with a plain API token (legacy): OAuth hands out api_domain.
 PIPEDRIVE_API_URL = env("PIPEDRIVE_API_URL", default="https://api.pipedrive.com").rstrip("/")
 PIPEDRIVE_BURST_LIMIT = env.int("PIPEDRIVE_BURST_LIMIT", default=80)  # requests per 2 s (Lite)
+# API-token connections have a lower burst limit than OAuth apps (Lite: 20 per 2 s).
+PIPEDRIVE_API_TOKEN_BURST_LIMIT = env.int("PIPEDRIVE_API_TOKEN_BURST_LIMIT", default=20)
+PIPEDRIVE_SEARCH_LIMIT = env.int("PIPEDRIVE_SEARCH_LIMIT", default=10)  # search: per 2 s, all plans
+# Share of a company's daily token budget kept for real-time changes and automations: below
+# it, transfers and catch-ups wait for the next day (UTC).
+PIPEDRIVE_BUDGET_RESERVE = env.float("PIPEDRIVE_BUDGET_RESERVE", default=0.1)
+# The company's daily token budget when Pipedrive's answers do not say it (0: unknown; it is
+# 30,000 x plan multiplier x seats).
+PIPEDRIVE_DAILY_BUDGET = env.int("PIPEDRIVE_DAILY_BUDGET", default=0)
 SNOVIO_API_URL = env("SNOVIO_API_URL", default="https://api.snov.io").rstrip("/")
 SNOVIO_RATE_LIMIT = env.int("SNOVIO_RATE_LIMIT", default=60)  # requests per minute
 

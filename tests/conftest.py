@@ -23,6 +23,8 @@ def _sandbox_settings(settings, url: str) -> None:
     settings.HTTP_BACKOFF = 0.01
     # The client-side limiters have their own tests; elsewhere they would only add waiting.
     settings.PIPEDRIVE_BURST_LIMIT = 1_000_000
+    settings.PIPEDRIVE_API_TOKEN_BURST_LIMIT = 1_000_000
+    settings.PIPEDRIVE_SEARCH_LIMIT = 1_000_000
     settings.SNOVIO_RATE_LIMIT = 1_000_000
     settings.HTTP_MAX_WAIT = 5
 
@@ -168,3 +170,20 @@ def other_user(django_user_model):
 def client_logged_in(client, user):
     client.force_login(user)
     return client
+
+
+@pytest.fixture(autouse=True)
+def fresh_budget_news():
+    """What a process heard of Pipedrive budgets (integrations/budget.py) stays in its test."""
+    from integrations import budget
+
+    budget._heard.clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limiters():
+    """A process keeps one limiter per account (integrations/ratelimit.py); tests start anew,
+    as their database (the limiters' store) does."""
+    from integrations import ratelimit
+
+    ratelimit._limiters.clear()

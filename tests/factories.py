@@ -207,4 +207,6 @@ def legacy_connection(owner) -> Connection:
 def fast_limits(settings):
     """Rate limits out of the way: the sandbox still answers 429 if a test asks it to."""
     settings.PIPEDRIVE_BURST_LIMIT = 1_000_000
+    settings.PIPEDRIVE_API_TOKEN_BURST_LIMIT = 1_000_000
+    settings.PIPEDRIVE_SEARCH_LIMIT = 1_000_000
     settings.SNOVIO_RATE_LIMIT = 1_000_000

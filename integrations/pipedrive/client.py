@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
+from integrations.budget import BudgetMeter
 from integrations.http import HttpClient, raise_for_status
 from integrations.models import Connection
 from integrations.pipedrive import oauth
@@ -27,7 +28,13 @@ from integrations.pipedrive.constants import (
     SEARCH_LIMIT,
     WEBHOOK_VERSION,
 )
-from integrations.ratelimit import pipedrive_limiter
+from integrations.pipedrive.token_costs import is_search
+from integrations.ratelimit import pipedrive_limiter, pipedrive_search_limiter
+
+
+def budget_key(connection: Connection) -> str:
+    """Whose daily token budget a connection spends: its Pipedrive company's."""
+    return f"pipedrive:{connection.account_id or connection.pk}"
 
 
 def normalise_email(email: str | None) -> str:
@@ -38,7 +45,13 @@ class PipedriveClient:
     def __init__(self, connection: Connection, http: HttpClient | None = None):
         self.connection = connection
         account = connection.account_id or str(connection.pk)
-        self.http = http or HttpClient(REMOTE, limiter=pipedrive_limiter(account))
+        api_token = connection.auth_kind == Connection.AuthKind.API_TOKEN
+        self.http = http or HttpClient(
+            REMOTE, limiter=pipedrive_limiter(account, api_token=api_token)
+        )
+        self.search_limiter = pipedrive_search_limiter(account)
+        self.budget = BudgetMeter(budget_key(connection))
+        self.http.on_response = self.budget.record
 
     @classmethod
     def for_connection(cls, connection: Connection) -> PipedriveClient:
@@ -300,7 +313,11 @@ class PipedriveClient:
         return response.json()
 
     def _send(self, method: str, path: str, **kwargs):
-        return self.http.request(method, self.base_url + path, headers=self._headers(), **kwargs)
+        self.budget.guard()  # bulk work stops short of the reserve (integrations/budget.py)
+        limiters = [self.search_limiter] if is_search(path) else []
+        return self.http.request(
+            method, self.base_url + path, headers=self._headers(), limiters=limiters, **kwargs
+        )
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json"}

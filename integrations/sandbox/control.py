@@ -56,6 +56,13 @@ def handle(sandbox: Sandbox, method: str, raw_path: str, headers: dict, body: by
             data["remote"], int(limit) if limit else None, float(data.get("period", 2))
         )
         return json_response({"success": True})
+    if path == "/_sandbox/pipedrive-limits" and method == "POST":
+        try:
+            with sandbox.lock:
+                sandbox.pipedrive.limits.configure(**data)
+        except (TypeError, ValueError) as exc:
+            return json_response({"success": False, "error": str(exc)}, 400)
+        return json_response({"success": True})
     if path == "/_sandbox/events" and method == "POST":
         try:
             result = sandbox.snovio.fire_campaign_event(

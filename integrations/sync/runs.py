@@ -15,7 +15,7 @@ Schedules: this module refers to the tasks by those names only.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -24,8 +24,11 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
+from integrations import budget
+from integrations.http import RateLimited
 from integrations.lifecycle import set_status
 from integrations.models import Integration, Provider, SyncRun
+from integrations.pipedrive.client import budget_key
 from integrations.sync.catchup import catch_up
 from integrations.sync.locks import LEASE
 from integrations.sync.transfer import Checkpoint, Slice, run_slice
@@ -182,7 +185,8 @@ def run_one_slice(run_id: int, now: datetime | None = None, resume_failed: bool 
     if runnable:
         # Should this worker die, the watch hands the run to another one.
         arm_watch(run.pk, timezone.now() + LEASE + WATCH_DELAY)
-    run, state = run_slice(run, budget=SLICE_SECONDS, now=now, resume_failed=resume_failed)
+    with budget.background():  # stops short of Pipedrive's reserve; resumed after the reset
+        run, state = run_slice(run, budget=SLICE_SECONDS, now=now, resume_failed=resume_failed)
     if state is Slice.MORE:
         enqueue_transfer(run.pk)
     elif state is Slice.FINISHED:
@@ -197,13 +201,19 @@ def run_one_slice(run_id: int, now: datetime | None = None, resume_failed: bool 
 
 
 def resume_after_rate_limit(run: SyncRun) -> None:
-    """Resume from the checkpoint once the limit has reset."""
+    """Resume from the checkpoint once the limit has reset: in a minute after a burst limit,
+    at 00:00 UTC when Pipedrive's daily budget is spent or down to its reserve."""
+    next_run = timezone.now() + timedelta(minutes=1)
+    connection = run.integration.pipedrive
+    reset = budget.resume_time(budget_key(connection)) if connection else None
+    if reset is not None:
+        next_run = datetime.fromtimestamp(reset + 1, tz=UTC)
     Schedule.objects.create(
         func="integrations.tasks.run_transfer",
         args=str(run.pk),
         kwargs="resume_failed=True",
         schedule_type=Schedule.ONCE,
-        next_run=timezone.now() + timedelta(minutes=1),
+        next_run=next_run,
         name=f"resume-transfer-{run.pk}-{timezone.now():%H%M%S}",
     )
 
@@ -277,7 +287,16 @@ def catch_up_integration(integration_id: int) -> str:
     integration = Integration.objects.select_related("pipedrive", "snovio").get(pk=integration_id)
     if integration.pipedrive is None or integration.snovio is None:
         return "catch-up skipped: the integration is not connected to both apps"
-    found = catch_up(integration)
+    standing = budget.standing(budget_key(integration.pipedrive))
+    if standing.low:
+        return f"catch-up deferred: {standing.reason}"
+    try:
+        with budget.background():
+            found = catch_up(integration)
+    except RateLimited as exc:
+        if exc.limit != budget.DAILY_BUDGET:
+            raise
+        return f"catch-up deferred: {exc}"
     enqueue_pending(integration_id)
     return f"catch-up found {found} change(s)"
 

@@ -1,5 +1,5 @@
-"""HttpClient (retries, 429 waits, error kinds, POSTs never resent blindly), `create_once` and
-RateLimiter, with `responses` mocks."""
+"""HttpClient (retries, 429 waits, error kinds, POSTs never resent blindly) and `create_once`,
+with `responses` mocks. The rate limiter itself: tests/integrations/test_ratelimit.py."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from integrations.http import (
     AuthError,
+    Forbidden,
     HttpClient,
     RateLimited,
     RemoteError,
     create_once,
     raise_for_status,
 )
-from integrations.ratelimit import RateLimiter
 from tests.integrations.pipedrive_support import FakeClock
 
 URL = "https://api.remote.test/v1/things"
@@ -291,7 +291,7 @@ def test_the_limiter_is_asked_before_every_attempt(mocked, http):
     asked = []
 
     class CountingLimiter:
-        def acquire(self) -> float:
+        def acquire(self, max_wait=None) -> float:
             asked.append(1)
             return 0.0
 
@@ -316,14 +316,84 @@ def test_client_errors_are_permanent(mocked, status, kind):
     assert "Bad field" in str(failed.value) and not isinstance(failed.value, AuthError)
 
 
-@pytest.mark.parametrize("status", [401, 403])
-def test_refused_credentials_are_a_permanent_auth_error(mocked, status):
-    mocked.add(responses.GET, URL, json={"error": "unauthorized"}, status=status)
+def test_refused_credentials_are_a_permanent_auth_error(mocked):
+    mocked.add(responses.GET, URL, json={"error": "unauthorized"}, status=401)
 
     with pytest.raises(AuthError) as failed:
         raise_for_status(requests.get(URL, timeout=1), "remote")
 
     assert failed.value.permanent
+
+
+def test_a_403_is_a_refusal_of_this_request_not_of_the_credentials(mocked):
+    body = {
+        "success": False,
+        "error": "Couldn't add the deal. Open deals limit reached.",
+        "code": "feature_capping_deals_limit",
+    }
+    mocked.add(responses.GET, URL, json=body, status=403)
+
+    with pytest.raises(Forbidden) as failed:
+        raise_for_status(requests.get(URL, timeout=1), "remote")
+
+    assert not isinstance(failed.value, AuthError) and failed.value.permanent
+    assert failed.value.reason == "feature_capping_deals_limit"
+    assert "Open deals limit reached" in str(failed.value)
+
+
+# --- the remote's counts ------------------------------------------------------------------
+class RecordingLimiter:
+    limit, period = 80, 2.0
+
+    def __init__(self):
+        self.blocked: list[float] = []
+
+    def acquire(self, max_wait=None) -> float:
+        return 0.0
+
+    def block(self, seconds: float) -> None:
+        self.blocked.append(seconds)
+
+    def observe(self, remaining, reset) -> None:
+        if remaining is not None and remaining <= 0 and reset:
+            self.block(reset)
+
+
+def test_a_spent_daily_budget_is_raised_at_once_not_retried(mocked, http, clock):
+    answer(mocked, (429, {"x-daily-ratelimit-token-remaining": "0", "x-ratelimit-reset": "2"}))
+
+    with pytest.raises(RateLimited) as limited:
+        http.request("GET", URL)
+
+    assert limited.value.limit == "daily budget" and http.calls == 1 and not clock.slept
+    assert 0 < limited.value.retry_after <= 24 * 3600  # until 00:00 UTC
+
+
+def test_a_429_makes_every_worker_of_the_account_wait_through_the_limiter(mocked, http):
+    http.limiter = RecordingLimiter()
+    answer(mocked, (429, {"Retry-After": "4"}), (200, {}))
+
+    assert http.request("GET", URL).status_code == 200
+
+    assert http.limiter.blocked == [4.0]
+
+
+def test_no_requests_left_in_the_remote_window_holds_the_next_request(mocked, http):
+    http.limiter = RecordingLimiter()
+    answer(mocked, (200, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1.5"}))
+
+    http.request("GET", URL)
+
+    assert http.limiter.blocked == [1.5]
+
+
+def test_requests_left_in_the_remote_window_hold_nothing(mocked, http):
+    http.limiter = RecordingLimiter()
+    answer(mocked, (200, {"x-ratelimit-remaining": "12", "x-ratelimit-reset": "1.5"}))
+
+    http.request("GET", URL)
+
+    assert http.limiter.blocked == []
 
 
 @pytest.mark.parametrize("status", [200, 201, 204, 304])
@@ -333,44 +403,6 @@ def test_success_passes_raise_for_status(mocked, status):
 
     assert response.status_code == status
     assert raise_for_status(response, "remote") is None
-
-
-# --- RateLimiter ------------------------------------------------------------------------------
-def sent_in_any_window(times: list[float], period: float) -> int:
-    """The most requests any rolling window of `period` seconds saw."""
-    return max(sum(1 for t in times if start - period < t <= start) for start in times)
-
-
-@pytest.mark.django_db
-def test_rate_limiter_never_lets_a_rolling_window_exceed_the_limit(clock):
-    limiter = RateLimiter("test:burst", limit=20, period=2.0, sleep=clock.sleep, clock=clock)
-    times = []
-
-    for _ in range(100):
-        limiter.acquire()
-        times.append(clock())
-
-    assert sent_in_any_window(times, 2.0) <= 20
-    # Nor does it crawl: 20 // 5 = 4 per half-second slice, so 100 take 12.5 s at most.
-    assert times[-1] - times[0] <= 12.5
-
-
-@pytest.mark.django_db
-def test_rate_limiter_waits_only_when_the_slice_is_full(clock):
-    limiter = RateLimiter("test:waits", limit=10, period=2.0, sleep=clock.sleep, clock=clock)
-
-    waits = [limiter.acquire() for _ in range(3)]
-
-    assert waits[:2] == [0.0, 0.0] and waits[2] > 0  # 10 // 5 = 2 per half-second slice
-
-
-@pytest.mark.django_db
-def test_rate_limiters_of_different_accounts_do_not_share_a_budget(clock):
-    first = RateLimiter("test:a", limit=5, period=2.0, sleep=clock.sleep, clock=clock)
-    second = RateLimiter("test:b", limit=5, period=2.0, sleep=clock.sleep, clock=clock)
-
-    assert first.acquire() == 0.0 and second.acquire() == 0.0
-    assert first.acquire() > 0  # a's slice holds one, b's use does not count against it
 
 
 def test_a_request_error_that_quotes_a_header_never_carries_the_token_into_the_message():

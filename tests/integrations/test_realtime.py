@@ -441,3 +441,20 @@ def test_a_change_that_cannot_be_applied_is_failed_and_the_next_ones_still_run(
     assert prospect(live, OTHER)["position"] == "Fine"
     assert prospect(live, SHARED)["position"] != "Poison"
     assert SyncEvent.objects.filter(integration=live, outcome="failed").count() == 1
+
+
+def test_a_change_pipedrive_answers_403_is_failed_with_the_reason_and_the_connection_stays(
+    sandbox, live
+):
+    from integrations.models import Integration
+
+    sandbox.inject("pipedrive", "403", count=100, path=r"^/api/v2/persons/\d+$", method="PATCH")
+    sandbox.snovio.update_prospect(SHARED, position="Head of Growth")
+
+    tasks.catch_up(live.pk)
+
+    change = PendingChange.objects.get(integration=live, kind="prospect.change")
+    assert change.outcome.startswith("failed") and "403" in change.outcome
+    live.refresh_from_db()
+    assert live.status == Integration.Status.ACTIVE
+    assert person(sandbox, SHARED)["job_title"] != "Head of Growth"

@@ -147,14 +147,34 @@ def test_a_429_is_waited_out_for_as_long_as_the_remote_asks(empty_sandbox, snov)
         waits.append(seconds)
         now[0] += seconds
 
-    snov.http.sleep = sleep
+    snov.http.sleep = snov.http.limiter.sleep = sleep
+    snov.http.limiter.clock = lambda: now[0]
     empty_sandbox.set_rate_limit("snovio", 2, period=4)
 
     for _ in range(3):
         snov.get_user_lists()
 
     assert len(waits) == 1 and 3.9 <= waits[0] <= 4  # until the oldest call leaves the window
-    assert sent(empty_sandbox, LISTS) == 4  # three calls plus the one answered 429
+    # x-ratelimit-remaining: 0 on the second answer held the third back: no 429 at all.
+    assert sent(empty_sandbox, LISTS) == 3
+
+
+def test_a_429_blocks_the_account_for_as_long_as_the_remote_asks(empty_sandbox, snov):
+    now = [empty_sandbox.clock()]
+    waits = []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        now[0] += seconds
+
+    snov.http.sleep = snov.http.limiter.sleep = sleep
+    snov.http.limiter.clock = lambda: now[0]
+    empty_sandbox.inject("snovio", "429", count=1, path="get-user-lists")
+
+    assert snov.get_user_lists() == []
+
+    assert sent(empty_sandbox, LISTS) == 2  # the one answered 429, then the retry
+    assert len(waits) == 1 and 0.9 <= waits[0] <= 1.0  # no Retry-After: a second
 
 
 def test_server_errors_are_retried_then_reported_as_temporary(empty_sandbox, snov):

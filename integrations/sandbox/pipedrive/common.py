@@ -18,6 +18,7 @@ from integrations.pipedrive.constants import (
     PAGE_LIMIT,
     WEBHOOK_VERSION,
 )
+from integrations.pipedrive.token_costs import is_search, token_cost
 from integrations.sandbox.messages import SandboxRequest, SandboxResponse, json_response
 
 # Each kind of record starts at its own number, so a deal id passed as a person id fails.
@@ -323,3 +324,103 @@ def _parse_time(value: str) -> datetime:
     except ValueError as exc:
         raise ApiError(400, f"Invalid time {value!r}: use RFC 3339") from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# --- rate limits, as Pipedrive's "Rate limiting" page describes them ------------------------
+BURST_PERIOD = 2.0  # every limit below is per rolling 2 s window
+DAY = 86400
+
+
+class PipedriveLimits:
+    """Pipedrive's limits, each off (None) until a test, the demo or a benchmark sets it.
+
+    - `burst`: requests per 2 s per OAuth access token; `api_token_burst`: the lower limit of
+      API-token requests (both per token, not per company);
+    - `search`: the search endpoints' own limit, 10 per 2 s on every plan, besides the burst;
+    - `daily_budget`: tokens per company per UTC day, each endpoint costing its `x-token-cost`;
+    - `open_deals`: the plan's cap on open deals; a create beyond it is refused with a 403
+      and the code `feature_capping_deals_limit` (Pipedrive's changelog, 2022-03-30).
+
+    Over a limit: 429 with `x-ratelimit-*` (and `Retry-After`); a spent budget: 429 with
+    `x-daily-ratelimit-token-remaining: 0`, until 00:00 UTC.
+    """
+
+    def __init__(self) -> None:
+        self.burst: int | None = None
+        self.api_token_burst: int | None = None
+        self.search: int | None = None
+        self.daily_budget: int | None = None
+        self.open_deals: int | None = None
+        self.hits: dict[str, list[float]] = {}
+        self.spent: dict[int, int] = {}  # UTC day number -> tokens spent that day
+        self.refused: dict[str, int] = {"burst": 0, "search": 0, "daily budget": 0}
+
+    def configure(self, **limits: int | None) -> None:
+        for name, value in limits.items():
+            if name not in ("burst", "api_token_burst", "search", "daily_budget", "open_deals"):
+                raise ValueError(f"unknown Pipedrive limit {name!r}")
+            setattr(self, name, None if value in (None, "") else int(value))
+        if "daily_budget" in limits:
+            self.spent.clear()
+
+    def open_deals_refusal(self, deals: dict) -> SandboxResponse | None:
+        if self.open_deals is None:
+            return None
+        if sum(1 for d in deals.values() if d["status"] == "open") < self.open_deals:
+            return None
+        return _error(
+            403,
+            "Couldn't add the deal. Open deals limit reached.",
+            error_info="Please check developers.pipedrive.com for more information.",
+            data=None,
+            additional_data=None,
+            code="feature_capping_deals_limit",
+        )
+
+    def spent_today(self, now: float) -> int:
+        return self.spent.get(int(now // DAY), 0)
+
+    def check(
+        self, request: SandboxRequest, token: str, api_token: bool, now: float
+    ) -> tuple[SandboxResponse | None, dict[str, str]]:
+        """(a 429 answer or None, the rate-limit headers for the answer)."""
+        headers: dict[str, str] = {}
+        windows = [("burst:" + token, self.api_token_burst if api_token else self.burst)]
+        if is_search(request.path):
+            windows.append(("search:" + token, self.search))
+        for key, limit in windows:
+            if limit is None:
+                continue
+            hits = [t for t in self.hits.get(key, []) if t > now - BURST_PERIOD]
+            self.hits[key] = hits
+            reset = (hits[0] + BURST_PERIOD - now) if hits else BURST_PERIOD
+            if len(hits) >= limit:
+                self.refused[key.split(":", 1)[0]] += 1
+                refused = {
+                    "x-ratelimit-limit": str(limit),
+                    "x-ratelimit-remaining": "0",
+                    "x-ratelimit-reset": f"{reset:.2f}",
+                    "Retry-After": str(max(1, round(reset))),
+                }
+                return _error(429, "Request over limit", errorCode=429), refused
+            hits.append(now)
+            # The tightest window speaks in the headers (the search one for a search).
+            headers = {
+                "x-ratelimit-limit": str(limit),
+                "x-ratelimit-remaining": str(limit - len(hits)),
+                "x-ratelimit-reset": f"{reset:.2f}",
+            }
+        if self.daily_budget is not None:
+            day = int(now // DAY)
+            cost = token_cost(request.method, request.path)
+            spent = self.spent.get(day, 0)
+            budget = {"x-daily-ratelimit-token-limit": str(self.daily_budget)}
+            if spent + cost > self.daily_budget:
+                budget["x-daily-ratelimit-token-remaining"] = "0"
+                self.refused["daily budget"] += 1
+                message = "Daily token budget exceeded"
+                return _error(429, message, errorCode=429), headers | budget
+            self.spent[day] = spent + cost
+            budget["x-daily-ratelimit-token-remaining"] = str(self.daily_budget - spent - cost)
+            headers |= budget
+        return None, headers

@@ -35,6 +35,9 @@ class DealsMixin:
         data = _json_body(request)
         if not isinstance(data.get("title"), str) or not data["title"].strip():
             raise ApiError(400, "Deal title is required")
+        refused = self.limits.open_deals_refusal(self.state["deals"])
+        if refused is not None:
+            return refused
         now = self._now()
         deal = {
             "id": self._next_id("deal"),

@@ -17,6 +17,7 @@ from integrations.sandbox.pipedrive.common import (
     ADMIN_NAME,
     ROUTES,
     ApiError,
+    PipedriveLimits,
     _decode_cursor,
     _emails_of,
     _empty_state,
@@ -56,6 +57,7 @@ class PipedriveSimulator(
     # --- the interface the sandbox core and control pages use --------------------------------
     def reset(self) -> None:
         self.state = _empty_state()
+        self.limits = PipedriveLimits()
         self.outbox.clear()
         self._ensure_account()
 
@@ -93,6 +95,17 @@ class PipedriveSimulator(
         user = self._authenticate(request)
         if user is None:
             return _error(401, "unauthorized access", errorCode=401)
+        api_token = not request.header("authorization").lower().startswith("bearer ")
+        token = request.header("authorization") or request.header("x-api-token")
+        refused, limit_headers = self.limits.check(request, token, api_token, self.sandbox.clock())
+        if refused is not None:
+            refused.headers.update(limit_headers)
+            return refused
+        response = self._answer(request, handler, user, ids)
+        response.headers.update(limit_headers)
+        return response
+
+    def _answer(self, request: SandboxRequest, handler: Callable, user: dict, ids: dict):
         if self._strict:
             problem = spec.request_error(request)
             if problem:
