@@ -2,13 +2,13 @@
 
 from django.urls import path
 
-from integrations import webhooks
+from integrations import history_views, webhooks
 
 app_name = "sync"
 urlpatterns = [
     path("hooks/pipedrive/<str:secret>/", webhooks.pipedrive_hook, name="pipedrive_hook"),
     path("hooks/snovio/<str:secret>/", webhooks.snovio_hook, name="snovio_hook"),
-    path("integrations/<int:pk>/history/", webhooks.history, name="history"),
+    path("integrations/<int:pk>/history/", history_views.history_page, name="history"),
     path(
         "integrations/<int:pk>/transfer/<int:run_pk>/progress/",
         webhooks.transfer_progress,
