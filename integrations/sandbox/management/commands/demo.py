@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -15,6 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from integrations.sandbox.core import remote_settings
+from syncbridge import demo_env
 
 DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
 
@@ -42,6 +44,7 @@ class Command(BaseCommand):
         self._demo_login()
         env = self._child_env(sandbox_url, web_url)
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+        shared = self._shared_settings(env)
         procs = {
             "sandbox": subprocess.Popen([*manage, "sandbox", "--port", str(box)], env=env),
             "web": subprocess.Popen(
@@ -50,6 +53,8 @@ class Command(BaseCommand):
             "worker": subprocess.Popen([*manage, "qcluster"], env=env),
         }
         try:
+            if shared:
+                demo_env.write(shared, self._sandbox_env(env), os.getpid())
             self._wait_ready([f"{sandbox_url}/", f"{web_url}/accounts/login/"], procs, options)
             self.stdout.write(
                 self.style.SUCCESS(
@@ -57,6 +62,8 @@ class Command(BaseCommand):
                     f"  Open        {web_url}/  (login: {DEMO_USER} / {DEMO_PASSWORD})\n"
                     f"  Sandbox     {sandbox_url}/  (fire campaign events, demo credentials)\n"
                     f"  Admin       {web_url}/admin/\n"
+                    f"Other `manage.py` commands run in this folder use the sandbox while the "
+                    f"demo runs.\n"
                     f"Press Ctrl-C to stop all three.\n"
                 )
             )
@@ -67,6 +74,8 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             self.stdout.write("\nStopping...")
         finally:
+            if shared:
+                shared.unlink(missing_ok=True)
             for proc in procs.values():
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGINT)
@@ -90,6 +99,17 @@ class Command(BaseCommand):
             env.setdefault(name, value)
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
+
+    @staticmethod
+    def _shared_settings(env: dict) -> Path | None:
+        """Where the demo tells other commands in this folder about its sandbox."""
+        path = env.get("SYNCBRIDGE_DEMO_ENV", settings.DEMO_ENV_FILE)
+        return Path(path) if path else None
+
+    @staticmethod
+    def _sandbox_env(env: dict) -> dict[str, str]:
+        names = ["SYNCBRIDGE_SANDBOX", "PUBLIC_URL", *remote_settings("http://x")]
+        return {name: env[name] for name in names if name in env}
 
     def _wait_ready(self, urls: list[str], procs: dict, options: dict) -> None:
         deadline = time.monotonic() + options["startup_timeout"]
