@@ -12,7 +12,6 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from integrations import services, steps
-from integrations.sync import runs
 from integrations.models import (
     Connection,
     ConstantField,
@@ -29,6 +28,7 @@ from integrations.models import (
     SyncRun,
 )
 from integrations.problems import problems_summary
+from integrations.sync import runs
 
 SECRET_FIELDS = ("client_secret", "access_token", "refresh_token")
 INTEGRATION_SECRETS = ("webhook_secret", "pipedrive_webhook_user", "pipedrive_webhook_password")
