@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from automations import services as automation_services
 from integrations import connections, forms, mapping_forms, services, status_forms, steps
 from integrations.catalog import Catalog
 from integrations.http import RemoteError
@@ -86,6 +87,8 @@ def _context(integration: Integration, slug: str, **extra) -> dict:
         "integration": integration,
         "steps": steps,
         "step": current,
+        # The number the step bar shows (Automations is left out for one direction).
+        "step_position": steps.index(current) + 1 if current else None,
         "previous_step": previous,
         "setup": not integration.launched_at,
         **extra,
@@ -132,6 +135,8 @@ def integration_list(request: HttpRequest) -> HttpResponse:
         .select_related("pipedrive", "snovio")
         .annotate(waiting=Count("pending_changes", filter=Q(pending_changes__processed_at=None)))
     )
+    for integration in integrations:
+        connections.ensure_legacy_paused(integration)  # listed as Paused before it is opened
     return render(request, "integrations/list.html", {"integrations": integrations})
 
 
@@ -339,7 +344,11 @@ def launch(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _review_context(integration: Integration) -> dict:
+    automations = []
+    if integration.sends_to_pipedrive:
+        automations = [b for b in automation_services.scenario_blocks(integration) if b.rows]
     return {
+        "automation_blocks": automations,
         "custom_mappings": integration.field_mappings.filter(is_system=False),
         "list_selections": integration.list_selections.all(),
         "constant_rows": integration.constants.filter(side__in=receiving_sides(integration)),
