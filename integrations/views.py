@@ -17,9 +17,17 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from automations import services as automation_services
-from integrations import connections, forms, mapping_forms, services, status_forms, steps
+from integrations import (
+    connections,
+    forms,
+    mapping_forms,
+    plain_errors,
+    services,
+    status_forms,
+    steps,
+)
 from integrations.catalog import Catalog
-from integrations.http import RemoteError
+from integrations.http import AuthError, RemoteError
 from integrations.models import Integration, Provider, SyncRun
 from integrations.pages import owned_integration, safe_next
 from integrations.pipedrive import oauth
@@ -200,8 +208,18 @@ def pipedrive_callback(request: HttpRequest) -> HttpResponse:
     try:
         token = oauth.exchange_code(request.GET["code"])
         connections.connect_pipedrive(integration, token, request.user)
+    except AuthError:
+        messages.error(
+            request,
+            "Pipedrive could not be connected: it did not accept this sign-in (it took too "
+            "long or was already used). Click “Connect Pipedrive” and allow access again.",
+        )
+        return back
     except RemoteError as exc:
-        messages.error(request, f"Pipedrive could not be connected: {exc}")
+        messages.error(
+            request,
+            f"Pipedrive could not be connected. {plain_errors.explain(Provider.PIPEDRIVE, exc)}",
+        )
         return back
     messages.success(request, "Pipedrive is connected.")
     if integration.launched_at:
@@ -479,8 +497,14 @@ def change_status(request: HttpRequest, pk: int) -> HttpResponse:
 def refresh(request: HttpRequest, pk: int) -> HttpResponse:
     integration = owned_integration(request, pk)
     result, problems = services.refresh(integration, request.user)
-    level = messages.ERROR if result.errors else messages.SUCCESS
-    messages.add_message(request, level, f"Refreshed. {result.summary()}")
+    for provider, error in result.errors.items():
+        plain = plain_errors.explain(provider, error)
+        label = Provider(provider).label
+        messages.error(request, f"Could not reload from {label}: {plain.message} {plain.fix}")
+    if result.changed:
+        messages.success(request, "Refreshed. " + "; ".join(result.lines()) + ".")
+    elif not result.errors:
+        messages.success(request, "Refreshed. Nothing changed since the last refresh.")
     if problems:
         messages.warning(request, f"{len(problems)} setting(s) need attention, marked in red.")
     if target := safe_next(request):

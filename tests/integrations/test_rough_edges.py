@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -9,8 +10,14 @@ from django.urls import reverse
 
 from automations import services as automation_services
 from automations.models import ActionKind, Trigger
+from integrations import plain_errors
 from integrations.models import Integration
-from tests.factories import legacy_connection, ready_integration, stored_integration
+from tests.factories import (
+    launched_integration,
+    legacy_connection,
+    ready_integration,
+    stored_integration,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -75,3 +82,78 @@ def test_the_list_shows_a_legacy_connection_as_paused_before_it_is_opened(client
     assert 'data-status="paused"' in row and "legacy token" in row
     integration.refresh_from_db()
     assert integration.status == Integration.Status.PAUSED
+
+
+# --- plain-language errors ------------------------------------------------------------------
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+def test_a_spent_pipedrive_sign_in_is_explained_with_what_to_do(client_logged_in, user, sandbox):
+    integration = Integration.objects.create(owner=user)
+    client_logged_in.post(url("connect_pipedrive", integration))
+    state = next(iter(client_logged_in.session["pipedrive_oauth_states"]))
+    response = client_logged_in.get(
+        reverse("integrations:pipedrive_callback"), {"state": state, "code": "spent"}, follow=True
+    )
+    (said,) = [m for m in messages_of(response) if "Pipedrive" in m]
+    assert "did not accept this sign-in" in said and "Connect Pipedrive" in said
+    assert "token request" not in said and "(400)" not in said and "grant" not in said
+
+
+def test_a_refresh_that_fails_says_so_without_saying_refreshed(client_logged_in, user, sandbox):
+    integration = launched_integration(user, sandbox)
+    sandbox.inject("pipedrive", "503", count=100)
+    response = client_logged_in.post(url("refresh", integration), follow=True)
+    said = messages_of(response)
+    assert not [m for m in said if m.startswith("Refreshed.")], said
+    (failed,) = [m for m in said if m.startswith("Could not reload from Pipedrive")]
+    assert "could not be reached" in failed and "Try again in a few minutes" in failed
+    assert "503" not in failed and "GET /" not in failed
+
+
+def test_a_failing_connection_is_not_shown_as_connected(client_logged_in, user, sandbox):
+    integration = launched_integration(user, sandbox)
+    sandbox.pipedrive.revoke_all()
+    client_logged_in.post(url("refresh", integration))
+    page = html.unescape(client_logged_in.get(url("settings", integration)).content.decode())
+    card = page[page.index('id="pipedrive-connection"') : page.index('id="snovio-connection"')]
+    assert "Connected to" not in card and "Connection failed" in card
+    assert "no longer accepts SyncBridge's access" in card and "Click Reconnect" in card
+    assert "Reconnect</button>" in card
+
+
+@pytest.mark.parametrize(
+    "provider, stored, says",
+    [
+        (
+            "pipedrive",
+            "pipedrive: token request refused (400): Invalid or expired grant",
+            "no longer accepts SyncBridge's access",
+        ),
+        (
+            "pipedrive",
+            "pipedrive: GET /api/v2/persons answered 401: unauthorized",
+            "no longer accepts SyncBridge's access",
+        ),
+        (
+            "snovio",
+            "Snov.io refused the API credentials (400): invalid client",
+            "did not accept the API credentials",
+        ),
+        (
+            "pipedrive",
+            "pipedrive: GET /v1/users failed after 5 attempts: ConnectTimeout",
+            "could not be reached",
+        ),
+        ("snovio", "snovio: POST /v1/get-user-lists answered 503", "could not be reached"),
+        ("pipedrive", "pipedrive: rate limit hit (burst); retry in 2 s", "slow down"),
+        ("pipedrive", "pipedrive: POST /v1/webhooks answered 403: Forbidden", "admin rights"),
+    ],
+)
+def test_stored_remote_errors_read_as_plain_words_with_a_fix(provider, stored, says):
+    plain = plain_errors.explain(provider, stored)
+    assert says in plain.message + plain.fix
+    assert plain.fix and not re.search(r"\(\d{3}\)|/v\d/|grant", str(plain))

@@ -6,6 +6,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from integrations import services
 from integrations.management.cli import integration_or_error, problems_line, quiet_worker_logs
+from integrations.models import Provider
+from integrations.plain_errors import explain
 
 
 class Command(BaseCommand):
@@ -21,7 +23,11 @@ class Command(BaseCommand):
             raise CommandError(f"Integration {integration.pk} is not connected to either app.")
         result, problems = services.refresh(integration, None)
         if result.errors:
-            raise CommandError(f"Integration {integration.pk}: {result.summary()}")
+            reasons = " ".join(
+                f"Could not reload from {Provider(p).label}: {explain(p, error)}"
+                for p, error in result.errors.items()
+            )
+            raise CommandError(f"Integration {integration.pk}: {reasons}")
         self.stdout.write(f"Integration {integration.pk}: {result.summary()}")
         if problems:
             raise CommandError(
