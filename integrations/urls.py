@@ -35,6 +35,7 @@ urlpatterns = [
     path("integrations/<int:pk>/settings/", views.settings_page, name="settings"),
     path("integrations/<int:pk>/status/", views.change_status, name="status"),
     path("integrations/<int:pk>/refresh/", views.refresh, name="refresh"),
+    path("integrations/<int:pk>/delete/", views.delete, name="delete"),
     path("integrations/<int:pk>/realtime-rule/", realtime_views.save_rule, name="realtime_rule"),
     path(
         "integrations/<int:pk>/changes/<int:change_pk>/retry/",

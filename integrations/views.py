@@ -512,3 +512,24 @@ def refresh(request: HttpRequest, pk: int) -> HttpResponse:
     if integration.launched_at:
         return redirect("integrations:settings", pk=pk)
     return redirect("integrations:data", pk=pk)
+
+
+# --- delete ---------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """A confirmation page; its POST deletes the integration and its webhooks."""
+    integration = owned_integration(request, pk)
+    if request.method == "POST":
+        name = f"{integration.name} #{integration.pk}"
+        try:
+            services.delete(integration, request.user)
+        except services.DeleteRefused as exc:
+            messages.error(request, str(exc))
+            return redirect("integrations:delete", pk=pk)
+        messages.success(
+            request, f"{name} is deleted; its webhooks in Pipedrive and Snov.io are removed."
+        )
+        return redirect("integrations:list")
+    return render(request, "integrations/delete.html", {"integration": integration})

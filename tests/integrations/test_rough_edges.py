@@ -11,7 +11,8 @@ from django.urls import reverse
 from automations import services as automation_services
 from automations.models import ActionKind, Trigger
 from integrations import plain_errors
-from integrations.models import Integration
+from integrations.models import Connection, Integration
+from integrations.sync.receivers import register_webhooks
 from tests.factories import (
     launched_integration,
     legacy_connection,
@@ -157,3 +158,46 @@ def test_stored_remote_errors_read_as_plain_words_with_a_fix(provider, stored, s
     plain = plain_errors.explain(provider, stored)
     assert says in plain.message + plain.fix
     assert plain.fix and not re.search(r"\(\d{3}\)|/v\d/|grant", str(plain))
+
+
+# --- delete ---------------------------------------------------------------------------------
+
+
+def test_an_integration_is_deleted_from_its_settings_page_with_its_webhooks(
+    client_logged_in, user, sandbox
+):
+    integration = launched_integration(user, sandbox)
+    register_webhooks(integration)
+    assert sandbox.pipedrive.webhooks() and sandbox.snovio.webhooks()
+    connections = [integration.pipedrive_id, integration.snovio_id]
+
+    settings_page = client_logged_in.get(url("settings", integration)).content.decode()
+    assert url("delete", integration) in settings_page
+    confirm = client_logged_in.get(url("delete", integration)).content.decode()
+    assert "Contacts, deals and activities already in Snov.io and Pipedrive are not touched" in (
+        html.unescape(confirm)
+    )
+    assert Integration.objects.filter(pk=integration.pk).exists()  # a GET deletes nothing
+
+    done = client_logged_in.post(url("delete", integration), follow=True)
+
+    assert done.redirect_chain[-1][0] == reverse("integrations:list")
+    assert any("is deleted" in m for m in messages_of(done))
+    assert not Integration.objects.filter(pk=integration.pk).exists()
+    assert not Connection.objects.filter(pk__in=connections).exists()  # the tokens are gone
+    assert sandbox.pipedrive.webhooks() == [] and sandbox.snovio.webhooks() == []
+
+
+def test_another_users_integration_cannot_be_deleted(client, other_user, user, sandbox):
+    integration = stored_integration(user)
+    client.force_login(other_user)
+    assert client.post(url("delete", integration)).status_code == 404
+    assert Integration.objects.filter(pk=integration.pk).exists()
+
+
+def test_an_integration_is_not_deleted_while_a_transfer_runs(client_logged_in, user):
+    integration = stored_integration(user)
+    Integration.objects.filter(pk=integration.pk).update(status=Integration.Status.SYNCING)
+    response = client_logged_in.post(url("delete", integration), follow=True)
+    assert any("A transfer is running" in m for m in messages_of(response))
+    assert Integration.objects.filter(pk=integration.pk).exists()
