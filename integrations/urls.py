@@ -6,6 +6,12 @@ app_name = "integrations"
 urlpatterns = [
     path("", views.integration_list, name="list"),
     path("integrations/new/", views.integration_new, name="new"),
+    path(
+        "integrations/new/connect/pipedrive/",
+        views.new_connect_pipedrive,
+        name="new_connect_pipedrive",
+    ),
+    path("integrations/new/connect/snovio/", views.new_connect_snovio, name="new_connect_snovio"),
     path("integrations/<int:pk>/", views.integration_detail, name="detail"),
     path("integrations/<int:pk>/connect/", views.connect, name="connect"),
     path(

@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass
 
 from django.contrib import messages
+from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -148,9 +149,39 @@ def integration_list(request: HttpRequest) -> HttpResponse:
     return render(request, "integrations/list.html", {"integrations": integrations})
 
 
-@require_POST
+# The OAuth state of a sign-in started before the integration exists (see `integration_new`).
+NEW_INTEGRATION = 0
+
+
+@require_http_methods(["GET", "POST"])
 def integration_new(request: HttpRequest) -> HttpResponse:
-    integration = steps.create_integration(request.user)
+    """Step 1 of an integration that does not exist yet: it is created by the first
+    connection that succeeds, so "+ New integration" alone leaves nothing behind."""
+    if request.method == "POST":  # the old "+ New integration" form
+        return redirect("integrations:new")
+    return _new_connect_page(request, forms.SnovioConnectForm())
+
+
+def _new_connect_page(request: HttpRequest, snovio_form) -> HttpResponse:
+    draft = Integration(owner=request.user)
+    context = _context(draft, "connect", snovio_form=snovio_form)
+    return render(request, "integrations/step_connect.html", context)
+
+
+@require_POST
+def new_connect_pipedrive(request: HttpRequest) -> HttpResponse:
+    return _start_oauth(request, NEW_INTEGRATION)
+
+
+@require_POST
+def new_connect_snovio(request: HttpRequest) -> HttpResponse:
+    form = forms.SnovioConnectForm(request.POST)
+    if not form.is_valid():
+        return _new_connect_page(request, form)
+    with transaction.atomic():
+        integration = steps.create_integration(request.user)
+        connections.connect_snovio(integration, form.checked, request.user)
+    messages.success(request, "Snov.io is connected.")
     return redirect("integrations:connect", pk=integration.pk)
 
 
@@ -178,10 +209,13 @@ def connect(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def connect_pipedrive(request: HttpRequest, pk: int) -> HttpResponse:
     """Start OAuth: remember a random `state` for this integration and go to the consent page."""
-    integration = owned_integration(request, pk)
+    return _start_oauth(request, owned_integration(request, pk).pk)
+
+
+def _start_oauth(request: HttpRequest, integration_pk: int) -> HttpResponse:
     state = secrets.token_urlsafe(32)
     states = dict(request.session.get(OAUTH_SESSION_KEY) or {})
-    states[state] = integration.pk
+    states[state] = integration_pk
     request.session[OAUTH_SESSION_KEY] = dict(list(states.items())[-5:])
     return redirect(oauth.authorization_url(state))
 
@@ -199,15 +233,20 @@ def pipedrive_callback(request: HttpRequest) -> HttpResponse:
             "did not match). Click “Connect Pipedrive” again.",
         )
         return redirect("integrations:list")
-    integration = owned_integration(request, pk)
-    back = redirect("integrations:connect", pk=integration.pk)
+    if pk == NEW_INTEGRATION:
+        integration, back = None, redirect("integrations:new")
+    else:
+        integration = owned_integration(request, pk)
+        back = redirect("integrations:connect", pk=integration.pk)
     if request.GET.get("error") or not request.GET.get("code"):
         reason = request.GET.get("error") or "no authorisation code"
         messages.error(request, f"Pipedrive access was not granted ({reason}).")
         return back
     try:
         token = oauth.exchange_code(request.GET["code"])
-        connections.connect_pipedrive(integration, token, request.user)
+        with transaction.atomic():  # a new integration exists only once it is connected
+            integration = integration or steps.create_integration(request.user)
+            connections.connect_pipedrive(integration, token, request.user)
     except AuthError:
         messages.error(
             request,
@@ -224,7 +263,7 @@ def pipedrive_callback(request: HttpRequest) -> HttpResponse:
     messages.success(request, "Pipedrive is connected.")
     if integration.launched_at:
         return redirect("integrations:settings", pk=integration.pk)
-    return back
+    return redirect("integrations:connect", pk=integration.pk)
 
 
 @require_POST

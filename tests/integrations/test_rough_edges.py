@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import html
 import re
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 from django.urls import reverse
 
 from automations import services as automation_services
@@ -201,3 +203,58 @@ def test_an_integration_is_not_deleted_while_a_transfer_runs(client_logged_in, u
     response = client_logged_in.post(url("delete", integration), follow=True)
     assert any("A transfer is running" in m for m in messages_of(response))
     assert Integration.objects.filter(pk=integration.pk).exists()
+
+
+# --- an integration exists once its first step is saved --------------------------------------
+
+
+def test_opening_a_new_integration_and_leaving_creates_nothing(client_logged_in, user):
+    assert client_logged_in.get(reverse("integrations:new")).status_code == 200
+    assert client_logged_in.post(reverse("integrations:new")).status_code == 302
+    assert not Integration.objects.exists()
+
+
+def test_a_new_integration_is_created_by_its_first_snovio_connection(
+    client_logged_in, user, sandbox, settings
+):
+    new = reverse("integrations:new_connect_snovio")
+    refused = client_logged_in.post(
+        new, {"client_id": settings.SANDBOX_SNOVIO_CLIENT_ID, "client_secret": "wrong"}
+    )
+    assert refused.status_code == 200 and "Snov.io refused" in refused.content.decode()
+    assert not Integration.objects.exists()
+
+    done = client_logged_in.post(
+        new,
+        {
+            "client_id": settings.SANDBOX_SNOVIO_CLIENT_ID,
+            "client_secret": settings.SANDBOX_SNOVIO_CLIENT_SECRET,
+        },
+    )
+    integration = Integration.objects.get(owner=user)
+    assert done.url == url("connect", integration)
+    assert integration.snovio is not None and integration.pipedrive is None
+    assert integration.status == Integration.Status.PAUSED
+    assert integration.field_mappings.filter(is_system=True).exists()
+
+
+def test_a_new_integration_is_created_by_its_first_pipedrive_sign_in(
+    client_logged_in, user, sandbox
+):
+    start = client_logged_in.post(reverse("integrations:new_connect_pipedrive"))
+    query = {k: v[0] for k, v in parse_qs(urlsplit(start.url).query).items()}
+    callback = reverse("integrations:pipedrive_callback")
+
+    denied = client_logged_in.get(callback, {"state": query["state"], "error": "access_denied"})
+    assert denied.url == reverse("integrations:new")
+    assert not Integration.objects.exists()
+
+    start = client_logged_in.post(reverse("integrations:new_connect_pipedrive"))
+    query = {k: v[0] for k, v in parse_qs(urlsplit(start.url).query).items()}
+    allow = requests.post(
+        start.url.split("?")[0], data={**query, "decision": "allow"}, allow_redirects=False
+    )
+    done = client_logged_in.get(allow.headers["Location"])
+    integration = Integration.objects.get(owner=user)
+    assert done.url == url("connect", integration)
+    assert integration.pipedrive.auth_kind == Connection.AuthKind.OAUTH
