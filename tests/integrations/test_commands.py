@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -251,6 +252,7 @@ def test_the_demo_writes_its_settings_while_it_runs_and_removes_them_when_it_sto
             str(web),
             "--sandbox-port",
             str(box),
+            "--legacy-example",
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -269,3 +271,6 @@ def test_the_demo_writes_its_settings_while_it_runs_and_removes_them_when_it_sto
         demo.send_signal(signal.SIGINT)
         output, _ = demo.communicate(timeout=60)
     assert not env_file.exists(), output
+    with sqlite3.connect(tmp_path / "demo.sqlite3") as db:
+        rows = db.execute("SELECT name, status FROM integrations_integration").fetchall()
+    assert rows == [("Legacy API-token example", "paused")]

@@ -14,6 +14,8 @@ from automations import services as automation_services
 from automations.models import ActionKind, Trigger
 from integrations import plain_errors
 from integrations.models import Connection, Integration
+from integrations.pipedrive.client import PipedriveClient
+from integrations.sandbox.legacy_example import legacy_example
 from integrations.sync.receivers import register_webhooks
 from tests.factories import (
     launched_integration,
@@ -258,3 +260,26 @@ def test_a_new_integration_is_created_by_its_first_pipedrive_sign_in(
     integration = Integration.objects.get(owner=user)
     assert done.url == url("connect", integration)
     assert integration.pipedrive.auth_kind == Connection.AuthKind.OAUTH
+
+
+# --- a legacy API-token connection the demo can show ---------------------------------------
+
+
+def test_the_demo_legacy_example_is_paused_everywhere_and_offers_reconnect(
+    client_logged_in, user, sandbox
+):
+    integration = legacy_example(user)
+    assert legacy_example(user) == integration  # made once
+
+    listed = client_logged_in.get(reverse("integrations:list")).content.decode()
+    row = listed[listed.index(f"#{integration.pk}</a>") :].split("</tr>")[0]
+    assert 'data-status="paused"' in row and "legacy token" in row
+    settings_page = client_logged_in.get(url("settings", integration)).content.decode()
+    assert 'id="reconnect-pipedrive"' in settings_page
+    resumed = client_logged_in.post(url("status", integration), {"status": "active"})
+    assert resumed.status_code == 302
+    integration.refresh_from_db()
+    assert integration.status == Integration.Status.PAUSED
+    # The sandbox accepts its token: the connection is real, only its kind is legacy.
+    client = PipedriveClient.for_connection(integration.pipedrive)
+    assert client.me()["name"]

@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from integrations.sandbox.core import remote_settings
+from integrations.sandbox.legacy_example import legacy_example
 from syncbridge import demo_env
 
 DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
@@ -32,6 +33,11 @@ class Command(BaseCommand):
         parser.add_argument("--web-port", type=int, default=8000)
         parser.add_argument("--sandbox-port", type=int, default=8765)
         parser.add_argument("--startup-timeout", type=float, default=60)
+        parser.add_argument(
+            "--legacy-example",
+            action="store_true",
+            help="also give the demo login an integration on a legacy Pipedrive API token",
+        )
 
     def handle(self, *args, **options):
         web, box = options["web_port"], options["sandbox_port"]
@@ -41,7 +47,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _interrupt)
         call_command("migrate", interactive=False, verbosity=0)
-        self._demo_login()
+        demo_user = self._demo_login()
+        if options["legacy_example"]:
+            legacy_example(demo_user)
         env = self._child_env(sandbox_url, web_url)
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         shared = self._shared_settings(env)
@@ -85,10 +93,11 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     proc.kill()
 
-    def _demo_login(self) -> None:
+    def _demo_login(self):
         users = get_user_model().objects
         if not users.filter(username=DEMO_USER).exists():
             users.create_superuser(DEMO_USER, "demo@example.com", DEMO_PASSWORD)
+        return users.get(username=DEMO_USER)
 
     def _child_env(self, sandbox_url: str, web_url: str) -> dict:
         env = dict(os.environ)
