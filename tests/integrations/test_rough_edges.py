@@ -16,6 +16,7 @@ from integrations import plain_errors
 from integrations.models import Connection, Integration
 from integrations.pipedrive.client import PipedriveClient
 from integrations.sandbox.legacy_example import legacy_example
+from integrations.sandbox.pipedrive import custom_field_key
 from integrations.sync.receivers import register_webhooks
 from tests.factories import (
     launched_integration,
@@ -283,3 +284,37 @@ def test_the_demo_legacy_example_is_paused_everywhere_and_offers_reconnect(
     # The sandbox accepts its token: the connection is real, only its kind is legacy.
     client = PipedriveClient.for_connection(integration.pipedrive)
     assert client.me()["name"]
+
+
+# --- a constant for a single-option field offers the options --------------------------------
+
+
+def test_a_constant_for_a_single_option_field_offers_its_options(client_logged_in, user, sandbox):
+    integration = ready_integration(user, sandbox)
+    lead_source = custom_field_key("Lead source")
+    saved = client_logged_in.post(
+        url("constants", integration),
+        {"pipedrive_field": lead_source, "pipedrive_value": "Website"},
+    )
+    assert saved.status_code == 302
+
+    page = client_logged_in.get(url("constants", integration)).content.decode()
+    box = page[page.index('id="constant-pipedrive"') :].split("</fieldset>")[0]
+    choice = re.search(r'<select name="pipedrive_value"[^>]*>(.*?)</select>', box, re.S)
+    assert choice and "hidden" not in choice.group(0).split(">")[0]
+    options = re.findall(r'<option value="([^"]+)"( selected)?>', choice.group(1))
+    assert [o for o, _ in options] == ["Snov.io campaign", "Website", "Referral", "Event"]
+    assert [o for o, selected in options if selected] == ["Website"]
+    text_box = re.search(r'<input type="text" name="pipedrive_value"[^>]*>', box).group(0)
+    assert "disabled" in text_box  # not sent: the choice is
+    # The options of every single-option field are on the page for the script.
+    assert '"Snov.io campaign", "Website", "Referral", "Event"' in box
+
+
+def test_a_constant_for_a_text_field_stays_a_text_box(client_logged_in, user, sandbox):
+    integration = ready_integration(user, sandbox)
+    page = client_logged_in.get(url("constants", integration)).content.decode()
+    box = page[page.index('id="constant-pipedrive"') :].split("</fieldset>")[0]
+    text_box = re.search(r'<input type="text" name="pipedrive_value"[^>]*>', box).group(0)
+    assert "disabled" not in text_box
+    assert re.search(r'<select name="pipedrive_value"[^>]* hidden disabled>', box)
