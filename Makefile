@@ -48,7 +48,7 @@ test: install browser lint
 # The demo runs against the sandbox app (SYNCBRIDGE_SANDBOX=true), installed with the dev extra
 # (which includes the `sandbox` extra).
 demo: install
-	SYNCBRIDGE_SANDBOX=true $(BIN)/python manage.py demo
+	SYNCBRIDGE_SANDBOX=true $(BIN)/python manage.py demo $(DEMO_ARGS)
 
 bench: install
 	DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest tests/bench -p no:randomly -s $(PYTEST_ARGS)
