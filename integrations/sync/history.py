@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django_q.models import Schedule
 
-from integrations.models import Integration, SyncEvent
+from integrations.models import Integration, SyncEvent, SyncRun
 from integrations.sync.matching import normalise_email
 
 PRUNE_TASK = "integrations.tasks.prune_history"
@@ -127,27 +128,42 @@ def retention_days() -> int:
 def prune(now: datetime | None = None, days: int | None = None) -> int:
     """Delete events older than the retention, keeping each record's newest event.
 
-    A preview's old events go entirely: they never described a record's state. Deletes run in
-    batches so a big first prune does not hold a long lock on the table webhooks write to.
+    A preview's old events go entirely: they never described a record's state; so do old
+    events that name no record. One ranking pass per integration finds the rest (window
+    functions: PostgreSQL, and SQLite since 3.25), instead of asking "is there a newer one?"
+    row by row, which took minutes for 100,000 events.
     """
     cutoff = (now or timezone.now()) - timedelta(days=days or retention_days())
-    newer_of_same_record = SyncEvent.objects.filter(
-        integration=OuterRef("integration"),
-        email=OuterRef("email"),
-        record_id=OuterRef("record_id"),
-    )
-    newer_of_same_record = _by_source(newer_of_same_record, Source.REAL).filter(
-        Q(at__gt=OuterRef("at")) | Q(at=OuterRef("at"), pk__gt=OuterRef("pk"))
-    )
-    doomed = SyncEvent.objects.filter(at__lt=cutoff).filter(
-        Exists(newer_of_same_record)
-        | Q(run__dry_run=True)
-        | Q(email="", record_id="")  # no record to explain
-    )
+    old = SyncEvent.objects.filter(at__lt=cutoff)
+    deleted = _delete_in_batches(old.filter(Q(run__dry_run=True) | Q(email="", record_id="")))
+    for integration_id in old.values_list("integration", flat=True).distinct().order_by():
+        with connection.cursor() as cursor:
+            cursor.execute(_SUPERSEDED_SQL, [integration_id, cutoff])
+            deleted += cursor.rowcount
+    return deleted
+
+
+def _delete_in_batches(events: QuerySet[SyncEvent]) -> int:
     deleted = 0
-    while ids := list(doomed.values_list("pk", flat=True)[:PRUNE_BATCH]):
+    while ids := list(events.values_list("pk", flat=True)[:PRUNE_BATCH]):
         deleted += SyncEvent.objects.filter(pk__in=ids).delete()[0]
     return deleted
+
+
+# The real (non-preview) events of one integration ranked newest first per record; every one
+# but the newest that is also older than the cutoff goes.
+_SUPERSEDED_SQL = f"""
+DELETE FROM {SyncEvent._meta.db_table} WHERE id IN (
+    SELECT id FROM (
+        SELECT e.id AS id, e.at AS at, ROW_NUMBER() OVER (
+            PARTITION BY e.email, e.record_id ORDER BY e.at DESC, e.id DESC
+        ) AS newest_first
+        FROM {SyncEvent._meta.db_table} e LEFT JOIN {SyncRun._meta.db_table} r ON r.id = e.run_id
+        WHERE e.integration_id = %s AND (r.id IS NULL OR NOT r.dry_run)
+    ) ranked
+    WHERE ranked.newest_first > 1 AND ranked.at < %s
+)
+"""
 
 
 def ensure_prune_schedule() -> Schedule:
