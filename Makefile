@@ -48,7 +48,7 @@ test: install browser lint
 # The demo runs against the sandbox app (SYNCBRIDGE_SANDBOX=true), installed with the dev extra
 # (which includes the `sandbox` extra).
 demo: install
-	SYNCBRIDGE_SANDBOX=true $(BIN)/python manage.py demo
+	SYNCBRIDGE_SANDBOX=true $(BIN)/python manage.py demo $(DEMO_ARGS)
 
 # Production (README, "Running in production"): settings from the environment or .env, a venv
 # made with `pip install -c constraints.txt .` (BIN=path/to/venv/bin for another one). Runs the

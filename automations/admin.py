@@ -50,7 +50,7 @@ class AutomationRunAdmin(admin.ModelAdmin):
 
     list_display = ("received_at", "integration", "trigger", "email", "status", "finished_at")
     list_filter = ("status", "trigger")
-    search_fields = ("email", "event_key", "integration__name")
+    search_fields = ("email", "event_key", "integration__name", "integration__owner__username")
     date_hierarchy = "received_at"
     inlines = [ActionOutcomeInline]
     readonly_fields = (

@@ -1,7 +1,8 @@
 """Admin for support staff: see every integration, its settings, runs and events.
 
-Tokens, API secrets and webhook credentials are never shown. Status changes go through
-`services` (admin actions), so each one is recorded like any other.
+Tokens, API secrets and webhook credentials are never shown. Status changes, refreshes and
+transfers go through the same services as the pages (admin actions), so each one is recorded
+like any other.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from integrations.models import (
     TokenBudget,
 )
 from integrations.problems import problems_summary
+from integrations.sync import runs
 
 SECRET_FIELDS = ("client_secret", "access_token", "refresh_token")
 INTEGRATION_SECRETS = ("webhook_secret", "pipedrive_webhook_user", "pipedrive_webhook_password")
@@ -115,8 +117,15 @@ class ConstantFieldInline(admin.TabularInline):
 @admin.register(Integration)
 class IntegrationAdmin(admin.ModelAdmin):
     list_display = ("__str__", "owner", "status", "direction", "launched_at", "updated_at")
-    list_filter = ("status", "direction")
-    search_fields = ("name", "owner__username", "owner__email")
+    list_filter = ("status", "direction", "pipedrive__auth_kind", "launched_at")
+    search_fields = (
+        "=id",
+        "name",
+        "owner__username",
+        "owner__email",
+        "pipedrive__account_name",
+        "snovio__account_name",
+    )
     exclude = INTEGRATION_SECRETS
     readonly_fields = (
         "owner",
@@ -138,7 +147,13 @@ class IntegrationAdmin(admin.ModelAdmin):
         "updated_at",
     )
     inlines = (StatusChangeInline, ListSelectionInline, FieldMappingInline, ConstantFieldInline)
-    actions = ("pause_selected", "resume_selected")
+    actions = (
+        "pause_selected",
+        "resume_selected",
+        "refresh_selected",
+        "transfer_to_pipedrive",
+        "transfer_to_snovio",
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -164,6 +179,44 @@ class IntegrationAdmin(admin.ModelAdmin):
                     level=messages.WARNING,
                 )
         self.message_user(request, "Done.")
+
+    @admin.action(description="Refresh lists, fields and users of selected integrations")
+    def refresh_selected(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
+        for integration in queryset.select_related("pipedrive", "snovio"):
+            result, problems = services.refresh(integration, request.user)
+            level = messages.WARNING if result.errors or problems else messages.SUCCESS
+            note = f" {problems_summary(problems)}" if problems else ""
+            self.message_user(request, f"{integration}: {result.summary()}{note}", level=level)
+
+    @admin.action(description="Start a transfer Snov.io → Pipedrive (Snov.io wins conflicts)")
+    def transfer_to_pipedrive(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
+        self._start_transfers(request, queryset, SyncRun.Direction.TO_PIPEDRIVE)
+
+    @admin.action(description="Start a transfer Pipedrive → Snov.io (Pipedrive wins conflicts)")
+    def transfer_to_snovio(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
+        self._start_transfers(request, queryset, SyncRun.Direction.TO_SNOVIO)
+
+    def _start_transfers(self, request: HttpRequest, queryset, direction: str) -> None:
+        sends = (
+            "sends_to_pipedrive"
+            if direction == SyncRun.Direction.TO_PIPEDRIVE
+            else "sends_to_snovio"
+        )
+        for integration in queryset:
+            if not getattr(integration, sends):
+                self.message_user(
+                    request,
+                    f"{integration}: its direction ({integration.get_direction_display()}) "
+                    "does not send data that way.",
+                    level=messages.WARNING,
+                )
+                continue
+            try:
+                run = runs.start_transfer(integration, direction, None, False, request.user)
+            except runs.TransferUnavailable as exc:
+                self.message_user(request, f"{integration}: {exc}", level=messages.WARNING)
+            else:
+                self.message_user(request, f"{integration}: transfer #{run.pk} is queued.")
 
 
 @admin.register(StatusChange)
@@ -192,7 +245,7 @@ class RecordLinkAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "pipedrive_person_id",
         "updated_at",
     )
-    search_fields = ("email", "snovio_prospect_id")
+    search_fields = ("email", "snovio_prospect_id", "=pipedrive_person_id", "integration__name")
 
 
 @admin.register(SyncRun)
@@ -208,14 +261,18 @@ class SyncRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "total",
         "created_at",
     )
-    list_filter = ("status", "direction", "dry_run")
+    list_filter = ("status", "direction", "dry_run", "created_at")
+    search_fields = ("=id", "integration__name", "integration__owner__username", "error")
+    date_hierarchy = "created_at"
 
 
 @admin.register(SyncEvent)
 class SyncEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("at", "integration", "direction", "email", "outcome", "reason")
-    list_filter = ("outcome", "direction")
-    search_fields = ("email", "record_id", "reason")
+    list_filter = ("outcome", "direction", "run__dry_run", "at")
+    search_fields = ("email", "record_id", "reason", "integration__name")
+    date_hierarchy = "at"
+    list_select_related = ("integration",)
 
 
 @admin.register(EmailActivity)
@@ -228,7 +285,16 @@ class EmailActivityAdmin(ReadOnlyMixin, admin.ModelAdmin):
 @admin.register(PendingChange)
 class PendingChangeAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("received_at", "integration", "source", "kind", "processed_at", "outcome")
-    list_filter = ("source", "kind")
+    list_filter = (
+        "source",
+        "kind",
+        ("processed_at", admin.EmptyFieldListFilter),
+        "last_error_kind",
+        "received_at",
+    )
+    search_fields = ("record_key", "dedupe_key", "outcome", "integration__name")
+    date_hierarchy = "received_at"
+    list_select_related = ("integration",)
 
 
 @admin.register(RateSlot)

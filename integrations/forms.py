@@ -9,6 +9,7 @@ value is reported next to its field instead of reaching the database or a remote
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -188,11 +189,29 @@ class DataExchangeForm(forms.Form):
 # --- step 4: constants ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ConstantRow:
+    """One receiving side's constant: the field, the value box, and for a single-option
+    field its options, offered as a choice instead of free text."""
+
+    side: str
+    label: str
+    field: forms.BoundField
+    value: forms.BoundField
+    choices: list[str]
+    options_by_field: dict[str, list[str]]
+
+    @property
+    def options_id(self) -> str:
+        return f"constant-options-{self.side}"
+
+
 class ConstantsForm(forms.Form):
     """For each receiving side: one custom field and the value stamped on every record."""
 
     def __init__(self, *args, integration: Integration, catalog: Catalog, **kwargs):
         self.integration, self.catalog = integration, catalog
+        self.options: dict[str, dict[str, list[str]]] = {}
         self.sides = receiving_sides(integration)
         mapped = {
             Provider.PIPEDRIVE: set(
@@ -220,10 +239,31 @@ class ConstantsForm(forms.Form):
             self.fields[f"{side}_value"] = forms.CharField(
                 label="Value", required=False, max_length=500
             )
+            self.options[side] = {
+                f["key"]: [o["label"] for o in f.get("options") or []]
+                for f in items
+                if f["type"] == fieldspec.ENUM and f.get("options")
+            }
+            if self.chosen_options(side):
+                # The options' select sends the value; the text box stays for other fields.
+                self.fields[f"{side}_value"].widget.attrs.update(disabled=True, hidden=True)
 
-    def side_fields(self) -> list[tuple[str, str, forms.BoundField, forms.BoundField]]:
+    def chosen_options(self, side: str) -> list[str]:
+        """The options of the single-option field chosen for `side` (posted or saved)."""
+        name = self.add_prefix(f"{side}_field")
+        key = self.data.get(name) if self.is_bound else self.initial.get(f"{side}_field")
+        return self.options.get(side, {}).get(key or "", [])
+
+    def side_fields(self) -> list[ConstantRow]:
         return [
-            (side, Provider(side).label, self[f"{side}_field"], self[f"{side}_value"])
+            ConstantRow(
+                side,
+                Provider(side).label,
+                self[f"{side}_field"],
+                self[f"{side}_value"],
+                self.chosen_options(side),
+                self.options[side],
+            )
             for side in self.sides
         ]
 

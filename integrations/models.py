@@ -392,6 +392,8 @@ class SyncEvent(models.Model):
 
     class Meta:
         ordering = ["-at", "-pk"]
+        # The history page pages an integration's events newest first; the prune finds old ones.
+        indexes = [models.Index(fields=["integration", "-at"], name="syncevent_history")]
 
     def __str__(self) -> str:
         return f"{self.email or self.record_id}: {self.outcome}"
@@ -417,6 +419,7 @@ class EmailActivity(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name_plural = "email activities"
         constraints = [
             models.UniqueConstraint(
                 fields=["integration", "email_key"], name="unique_email_activity"

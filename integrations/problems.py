@@ -15,6 +15,7 @@ from integrations import fieldspec
 from integrations.catalog import Catalog, Kind
 from integrations.connections import check_connection
 from integrations.models import Connection, Integration, Provider
+from integrations.plain_errors import explain
 
 
 @dataclass(frozen=True)
@@ -56,21 +57,10 @@ def problem_fields(problems: Iterable[Problem]) -> dict[str, Problem]:
     return {p.field: p for p in problems}
 
 
-def _connection_error_problem(provider: str, error: str, auth: bool) -> Problem:
-    name = Provider(provider).label
-    if auth:
-        return Problem(
-            "connect",
-            provider,
-            f"{name} refused SyncBridge's access: {error}",
-            f"Reconnect {name} in step 1 (Connect).",
-        )
-    return Problem(
-        "connect",
-        provider,
-        f"{name} could not be reached: {error}",
-        f"Check {name} is up, then switch the integration back to Active.",
-    )
+def _connection_error_problem(provider: str, error: str) -> Problem:
+    """The connection's last error in plain words, with its fix."""
+    plain = explain(provider, error)
+    return Problem("connect", provider, plain.message, plain.fix)
 
 
 def connection_problems(integration: Integration, ping: bool = False) -> list[Problem]:
@@ -104,8 +94,7 @@ def connection_problems(integration: Integration, ping: bool = False) -> list[Pr
         if ping:
             check_connection(conn)
         if conn.status == Connection.Status.FAILED:
-            auth = "refused" in conn.last_error or "401" in conn.last_error
-            problems.append(_connection_error_problem(provider, conn.last_error, auth))
+            problems.append(_connection_error_problem(provider, conn.last_error))
     return problems
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 
-from integrations import catalog
+from integrations import catalog, signals
 from integrations.catalog import Catalog
 from integrations.connections import LEGACY_REASON
-from integrations.lifecycle import set_status
-from integrations.models import Integration, Provider
+from integrations.lifecycle import send_signal, set_status
+from integrations.models import Connection, Integration, Provider
 from integrations.problems import (
     Problem,
     connection_problems,
@@ -119,3 +120,28 @@ def ensure_catalog(integration: Integration) -> catalog.RefreshResult | None:
         return None
     wanted = {p for p in providers if set(catalog.KINDS_BY_PROVIDER[p]) & set(missing)}
     return catalog.refresh_catalog(integration, wanted)
+
+
+class DeleteRefused(Exception):
+    """The integration cannot be deleted now (a transfer is running)."""
+
+
+def delete(integration: Integration, user: Any = None) -> None:
+    """Delete the integration with everything it owns, after removing its webhooks.
+
+    The webhook subscriptions in Pipedrive and Snov.io are removed while the credentials
+    still work (the same `disconnecting` signal as a Disconnect); the connections' tokens go
+    with the integration. Refused while a transfer runs: its worker would write for a
+    deleted integration.
+    """
+    if integration.status == Status.SYNCING:
+        raise DeleteRefused("A transfer is running: delete the integration when it has finished.")
+    for provider in (Provider.PIPEDRIVE, Provider.SNOVIO):
+        if getattr(integration, provider) is not None:
+            send_signal(signals.disconnecting, integration=integration, provider=provider)
+    owned = [c.pk for c in (integration.pipedrive, integration.snovio) if c is not None]
+    integration.delete()
+    # A connection belongs to one integration; one still used elsewhere is kept.
+    still_used = Integration.objects.filter(Q(pipedrive__in=owned) | Q(snovio__in=owned))
+    used = {pk for row in still_used.values_list("pipedrive", "snovio") for pk in row}
+    Connection.objects.filter(pk__in=set(owned) - used).delete()

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from integrations import webhooks
+from integrations import history_views, webhooks
 
 app_name = "sync"
 urlpatterns = [
@@ -13,7 +13,7 @@ urlpatterns = [
         webhooks.snovio_hook,
         name="snovio_event_hook",
     ),
-    path("integrations/<int:pk>/history/", webhooks.history, name="history"),
+    path("integrations/<int:pk>/history/", history_views.history_page, name="history"),
     path(
         "integrations/<int:pk>/transfer/<int:run_pk>/progress/",
         webhooks.transfer_progress,

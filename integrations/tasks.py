@@ -10,7 +10,7 @@ from datetime import datetime
 
 from integrations import campaign_events
 from integrations.models import Integration
-from integrations.sync import realtime, receivers, runs
+from integrations.sync import history, realtime, receivers, runs
 
 log = logging.getLogger(__name__)
 
@@ -44,3 +44,8 @@ def catch_up_all() -> str:
 def register_webhooks(integration_id: int) -> str:
     integration = Integration.objects.select_related("pipedrive", "snovio").get(pk=integration_id)
     return receivers.register_webhooks(integration)
+
+
+def prune_history() -> str:
+    """Scheduled daily: drop sync events past the retention (`SYNC_EVENT_RETENTION_DAYS`)."""
+    return f"pruned {history.prune()} old sync event(s)"

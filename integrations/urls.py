@@ -6,6 +6,12 @@ app_name = "integrations"
 urlpatterns = [
     path("", views.integration_list, name="list"),
     path("integrations/new/", views.integration_new, name="new"),
+    path(
+        "integrations/new/connect/pipedrive/",
+        views.new_connect_pipedrive,
+        name="new_connect_pipedrive",
+    ),
+    path("integrations/new/connect/snovio/", views.new_connect_snovio, name="new_connect_snovio"),
     path("integrations/<int:pk>/", views.integration_detail, name="detail"),
     path("integrations/<int:pk>/connect/", views.connect, name="connect"),
     path(
@@ -39,6 +45,7 @@ urlpatterns = [
     path("integrations/<int:pk>/settings/", views.settings_page, name="settings"),
     path("integrations/<int:pk>/status/", views.change_status, name="status"),
     path("integrations/<int:pk>/refresh/", views.refresh, name="refresh"),
+    path("integrations/<int:pk>/delete/", views.delete, name="delete"),
     path("integrations/<int:pk>/realtime-rule/", realtime_views.save_rule, name="realtime_rule"),
     path(
         "integrations/<int:pk>/changes/<int:change_pk>/retry/",

@@ -10,15 +10,25 @@ import secrets
 from dataclasses import dataclass
 
 from django.contrib import messages
+from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from integrations import connections, forms, mapping_forms, services, status_forms, steps
+from automations import services as automation_services
+from integrations import (
+    connections,
+    forms,
+    mapping_forms,
+    plain_errors,
+    services,
+    status_forms,
+    steps,
+)
 from integrations.catalog import Catalog
-from integrations.http import RemoteError
+from integrations.http import AuthError, RemoteError
 from integrations.models import Integration, Provider, SyncRun
 from integrations.pages import owned_integration, safe_next
 from integrations.pipedrive import oauth
@@ -86,6 +96,8 @@ def _context(integration: Integration, slug: str, **extra) -> dict:
         "integration": integration,
         "steps": steps,
         "step": current,
+        # The number the step bar shows (Automations is left out for one direction).
+        "step_position": steps.index(current) + 1 if current else None,
         "previous_step": previous,
         "setup": not integration.launched_at,
         **extra,
@@ -132,12 +144,44 @@ def integration_list(request: HttpRequest) -> HttpResponse:
         .select_related("pipedrive", "snovio")
         .annotate(waiting=Count("pending_changes", filter=Q(pending_changes__processed_at=None)))
     )
+    for integration in integrations:
+        connections.ensure_legacy_paused(integration)  # listed as Paused before it is opened
     return render(request, "integrations/list.html", {"integrations": integrations})
 
 
-@require_POST
+# The OAuth state of a sign-in started before the integration exists (see `integration_new`).
+NEW_INTEGRATION = 0
+
+
+@require_http_methods(["GET", "POST"])
 def integration_new(request: HttpRequest) -> HttpResponse:
-    integration = steps.create_integration(request.user)
+    """Step 1 of an integration that does not exist yet: it is created by the first
+    connection that succeeds, so "+ New integration" alone leaves nothing behind."""
+    if request.method == "POST":  # the old "+ New integration" form
+        return redirect("integrations:new")
+    return _new_connect_page(request, forms.SnovioConnectForm())
+
+
+def _new_connect_page(request: HttpRequest, snovio_form) -> HttpResponse:
+    draft = Integration(owner=request.user)
+    context = _context(draft, "connect", snovio_form=snovio_form)
+    return render(request, "integrations/step_connect.html", context)
+
+
+@require_POST
+def new_connect_pipedrive(request: HttpRequest) -> HttpResponse:
+    return _start_oauth(request, NEW_INTEGRATION)
+
+
+@require_POST
+def new_connect_snovio(request: HttpRequest) -> HttpResponse:
+    form = forms.SnovioConnectForm(request.POST)
+    if not form.is_valid():
+        return _new_connect_page(request, form)
+    with transaction.atomic():
+        integration = steps.create_integration(request.user)
+        connections.connect_snovio(integration, form.checked, request.user)
+    messages.success(request, "Snov.io is connected.")
     return redirect("integrations:connect", pk=integration.pk)
 
 
@@ -165,10 +209,13 @@ def connect(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def connect_pipedrive(request: HttpRequest, pk: int) -> HttpResponse:
     """Start OAuth: remember a random `state` for this integration and go to the consent page."""
-    integration = owned_integration(request, pk)
+    return _start_oauth(request, owned_integration(request, pk).pk)
+
+
+def _start_oauth(request: HttpRequest, integration_pk: int) -> HttpResponse:
     state = secrets.token_urlsafe(32)
     states = dict(request.session.get(OAUTH_SESSION_KEY) or {})
-    states[state] = integration.pk
+    states[state] = integration_pk
     request.session[OAUTH_SESSION_KEY] = dict(list(states.items())[-5:])
     return redirect(oauth.authorization_url(state))
 
@@ -186,22 +233,37 @@ def pipedrive_callback(request: HttpRequest) -> HttpResponse:
             "did not match). Click “Connect Pipedrive” again.",
         )
         return redirect("integrations:list")
-    integration = owned_integration(request, pk)
-    back = redirect("integrations:connect", pk=integration.pk)
+    if pk == NEW_INTEGRATION:
+        integration, back = None, redirect("integrations:new")
+    else:
+        integration = owned_integration(request, pk)
+        back = redirect("integrations:connect", pk=integration.pk)
     if request.GET.get("error") or not request.GET.get("code"):
         reason = request.GET.get("error") or "no authorisation code"
         messages.error(request, f"Pipedrive access was not granted ({reason}).")
         return back
     try:
         token = oauth.exchange_code(request.GET["code"])
-        connections.connect_pipedrive(integration, token, request.user)
+        with transaction.atomic():  # a new integration exists only once it is connected
+            integration = integration or steps.create_integration(request.user)
+            connections.connect_pipedrive(integration, token, request.user)
+    except AuthError:
+        messages.error(
+            request,
+            "Pipedrive could not be connected: it did not accept this sign-in (it took too "
+            "long or was already used). Click “Connect Pipedrive” and allow access again.",
+        )
+        return back
     except RemoteError as exc:
-        messages.error(request, f"Pipedrive could not be connected: {exc}")
+        messages.error(
+            request,
+            f"Pipedrive could not be connected. {plain_errors.explain(Provider.PIPEDRIVE, exc)}",
+        )
         return back
     messages.success(request, "Pipedrive is connected.")
     if integration.launched_at:
         return redirect("integrations:settings", pk=integration.pk)
-    return back
+    return redirect("integrations:connect", pk=integration.pk)
 
 
 @require_POST
@@ -339,7 +401,11 @@ def launch(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _review_context(integration: Integration) -> dict:
+    automations = []
+    if integration.sends_to_pipedrive:
+        automations = [b for b in automation_services.scenario_blocks(integration) if b.rows]
     return {
+        "automation_blocks": automations,
         "custom_mappings": integration.field_mappings.filter(is_system=False),
         "list_selections": integration.list_selections.all(),
         "constant_rows": integration.constants.filter(side__in=receiving_sides(integration)),
@@ -470,8 +536,14 @@ def change_status(request: HttpRequest, pk: int) -> HttpResponse:
 def refresh(request: HttpRequest, pk: int) -> HttpResponse:
     integration = owned_integration(request, pk)
     result, problems = services.refresh(integration, request.user)
-    level = messages.ERROR if result.errors else messages.SUCCESS
-    messages.add_message(request, level, f"Refreshed. {result.summary()}")
+    for provider, error in result.errors.items():
+        plain = plain_errors.explain(provider, error)
+        label = Provider(provider).label
+        messages.error(request, f"Could not reload from {label}: {plain.message} {plain.fix}")
+    if result.changed:
+        messages.success(request, "Refreshed. " + "; ".join(result.lines()) + ".")
+    elif not result.errors:
+        messages.success(request, "Refreshed. Nothing changed since the last refresh.")
     if problems:
         messages.warning(request, f"{len(problems)} setting(s) need attention, marked in red.")
     if target := safe_next(request):
@@ -479,3 +551,24 @@ def refresh(request: HttpRequest, pk: int) -> HttpResponse:
     if integration.launched_at:
         return redirect("integrations:settings", pk=pk)
     return redirect("integrations:data", pk=pk)
+
+
+# --- delete ---------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """A confirmation page; its POST deletes the integration and its webhooks."""
+    integration = owned_integration(request, pk)
+    if request.method == "POST":
+        name = f"{integration.name} #{integration.pk}"
+        try:
+            services.delete(integration, request.user)
+        except services.DeleteRefused as exc:
+            messages.error(request, str(exc))
+            return redirect("integrations:delete", pk=pk)
+        messages.success(
+            request, f"{name} is deleted; its webhooks in Pipedrive and Snov.io are removed."
+        )
+        return redirect("integrations:list")
+    return render(request, "integrations/delete.html", {"integration": integration})

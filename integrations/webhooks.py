@@ -17,18 +17,16 @@ import logging
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
-from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from integrations import campaign_events
-from integrations.models import Integration, PendingChange, RecordLink, SyncEvent, SyncRun
+from integrations.models import Integration, PendingChange, SyncRun
 from integrations.pages import owned_integration
 from integrations.snovio.constants import CAMPAIGN_WEBHOOK_EVENTS
-from integrations.sync.matching import normalise_email
 from integrations.sync.queue import store_change
 from integrations.sync.realtime import PERSON_KINDS
 from integrations.sync.runs import enqueue_pending
@@ -145,41 +143,6 @@ def snovio_hook(
 
 
 # --- pages ---------------------------------------------------------------------------------
-@require_GET
-def history(request: HttpRequest, pk: int) -> HttpResponse:
-    """Search by email: what happened to that contact, when and why."""
-    integration = owned_integration(request, pk)
-    query = normalise_email(request.GET.get("email", ""))
-    events = SyncEvent.objects.filter(integration=integration).select_related("run")
-    links = RecordLink.objects.none()
-    if query:
-        exact = "@" in query
-        events = events.filter(email=query) if exact else events.filter(email__icontains=query)
-        links = RecordLink.objects.filter(integration=integration).filter(
-            Q(email=query) if exact else Q(email__icontains=query)
-        )
-    else:  # the latest things worth a look: everything but "unchanged"
-        events = events.exclude(outcome=SyncEvent.Outcome.UNCHANGED)
-    counts = dict(
-        SyncEvent.objects.filter(integration=integration)
-        .exclude(run__dry_run=True)
-        .values_list("outcome")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    context = {
-        "integration": integration,
-        "query": query,
-        "events": events[:200],
-        "links": links[:20],
-        "held": PendingChange.objects.filter(
-            integration=integration, processed_at__isnull=True
-        ).count(),
-        "counts": counts,
-    }
-    return render(request, "integrations/history.html", context)
-
-
 @require_GET
 def transfer_progress(request: HttpRequest, pk: int, run_pk: int) -> HttpResponse:
     """The run's progress as JSON (`?format=json` or Accept: application/json) or the partial."""

@@ -79,8 +79,29 @@
     });
   }
 
+  // Constants: a single-option field offers its options instead of a free-text box.
+  function bindConstantOptions() {
+    document.querySelectorAll(".constant-value[data-options]").forEach(function (box) {
+      var field = document.getElementById(box.dataset.field);
+      var data = document.getElementById(box.dataset.options);
+      var text = box.querySelector("input");
+      var choice = box.querySelector("select.constant-choice");
+      if (!field || !data || !text || !choice) return;
+      var options = JSON.parse(data.textContent || "{}");
+      field.addEventListener("change", function () {
+        var labels = options[field.value] || [];
+        choice.innerHTML = "";
+        labels.forEach(function (label) { choice.add(new Option(label, label)); });
+        var offer = labels.length > 0;
+        choice.hidden = choice.disabled = !offer;
+        text.hidden = text.disabled = offer;
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     bindToggles();
+    bindConstantOptions();
     bindMappings();
     bindTransfer();
   });

@@ -6,9 +6,16 @@ import environ
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from syncbridge import demo_env
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
+# A running `manage.py demo` shares its sandbox with every command in this folder (see
+# syncbridge/demo_env.py); SYNCBRIDGE_DEMO_ENV="" turns that off (the test settings do).
+DEMO_ENV_FILE = env("SYNCBRIDGE_DEMO_ENV", default=str(BASE_DIR / "var" / "demo.env"))
+if DEMO_ENV_FILE:
+    demo_env.load(Path(DEMO_ENV_FILE))
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
@@ -127,6 +134,9 @@ HTTP_TIMEOUT = env.float("HTTP_TIMEOUT", default=15.0)
 HTTP_MAX_RETRIES = env.int("HTTP_MAX_RETRIES", default=4)
 HTTP_BACKOFF = env.float("HTTP_BACKOFF", default=0.5)
 HTTP_MAX_WAIT = env.float("HTTP_MAX_WAIT", default=60.0)  # longest sleep on a 429 before giving up
+
+# Sync history: events older than this are pruned daily (each record's newest event is kept).
+SYNC_EVENT_RETENTION_DAYS = env.int("SYNC_EVENT_RETENTION_DAYS", default=90)
 
 # Sandbox simulators (demo, end-to-end tests, benchmarks).
 SANDBOX_STATE_FILE = env("SANDBOX_STATE_FILE", default=str(BASE_DIR / "var" / "sandbox.json"))

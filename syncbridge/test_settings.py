@@ -7,5 +7,7 @@ The environment variable (not a setting) turns it on, so that subprocesses the t
 import os
 
 os.environ.setdefault("SYNCBRIDGE_SANDBOX", "true")
+# A demo running in this folder must not point the tests at its sandbox.
+os.environ["SYNCBRIDGE_DEMO_ENV"] = ""
 
 from syncbridge.settings import *  # noqa: E402,F403

@@ -5,9 +5,11 @@ Pipedrive person with the email's subject and content; later events of the same 
 (opened, clicked, replied, bounced) update the status shown on that same activity. Which
 activity belongs to which email is kept in an `EmailActivity` row, reserved *before* the
 activity is created: a worker that dies between the create and recording the id leaves a
-reserved row, and the retry finds the activity on the person by the marker in its note
-(`[syncbridge:<email key>]`) instead of creating a second one. A status never goes back (an
-"opened" that arrives after a "replied" changes nothing).
+reserved row, and the retry finds the activity on the person by what identifies the email (an
+email activity with its subject whose note names its campaign) instead of creating a second
+one. The note holds only what the salesperson reads: no internal marker. The activity belongs
+to the person's owner in Pipedrive, like the contact. A status never goes back (an "opened"
+that arrives after a "replied" changes nothing).
 """
 
 from __future__ import annotations
@@ -47,20 +49,14 @@ def activity_key(event: SnovioWebhookEvent) -> str:
     return hashlib.sha1(raw.encode()).hexdigest()
 
 
-def marker(key: str) -> str:
-    """The tag that identifies an email's activity in Pipedrive (its key hashes the subject)."""
-    return f"[syncbridge:{key}]"
-
-
-def activity_note(status: str, event: SnovioWebhookEvent, key: str = "") -> str:
+def campaign_line(event: SnovioWebhookEvent) -> str:
+    """The note's campaign, as written: with the subject, it tells one email's activity."""
     campaign = html.escape(event.campaign_name or event.campaign_id or "Snov.io campaign")
-    # The marker stays readable text: Pipedrive sanitises note HTML, and a comment or a hidden
-    # element could be stripped, which would leave the activity unrecognisable after a crash.
-    tag = f"<p><small>{marker(key)}</small></p>" if key else ""
-    return (
-        f"<p><b>Status:</b> {html.escape(status)} · <b>Campaign:</b> {campaign}</p>"
-        f"{event.body or ''}{tag}"
-    )
+    return f"<b>Campaign:</b> {campaign}</p>"
+
+
+def activity_note(status: str, event: SnovioWebhookEvent) -> str:
+    return f"<p><b>Status:</b> {html.escape(status)} · {campaign_line(event)}{event.body or ''}"
 
 
 def record_email(ctx: SyncContext, payload: dict) -> str:
@@ -111,12 +107,22 @@ class _Email:
         }
 
     def find_activity(self) -> dict | None:
-        """The activity an interrupted attempt made, by its marker (any page of the person's)."""
-        tag = marker(self.key)
+        """The activity an interrupted attempt made (any page of the person's): an email
+        activity with this subject whose note names this campaign. The email's key is exactly
+        campaign, recipient (the person) and subject, so nothing else matches."""
+        campaign = campaign_line(self.event)
         for activity in self.ctx.pipedrive.list_activities(person_id=self.person_id):
-            if tag in (activity.get("note") or ""):
+            if (
+                activity.get("type") == "email"
+                and activity.get("subject") == self.subject
+                and campaign in (activity.get("note") or "")
+            ):
                 return activity
         return None
+
+    def contact_owner(self) -> int | None:
+        """The person's owner in Pipedrive: the salesperson who works the contact."""
+        return self.ctx.pipedrive.get_person(self.person_id).get("owner_id")
 
     def create(self, row: EmailActivity) -> str:
         """Create the activity under the reserved row; a lost answer is found, not repeated."""
@@ -128,8 +134,10 @@ class _Email:
             "type": "email",
             "done": True,
             "person_id": self.person_id,
-            "note": activity_note(self.status, self.event, self.key),
+            "note": activity_note(self.status, self.event),
         }
+        if owner := self.contact_owner():
+            data["owner_id"] = owner
         if self.event.occurred_at:
             data["due_date"] = self.event.occurred_at.date().isoformat()
             data["due_time"] = self.event.occurred_at.strftime("%H:%M")
@@ -163,7 +171,7 @@ class _Email:
         before = row.status or "Sent"
         if RANK.get(self.status, 0) <= RANK.get(before, 0):
             return f"unchanged: activity {row.activity_id} already shows {before}"
-        note = activity_note(self.status, self.event, self.key)
+        note = activity_note(self.status, self.event)
         self.ctx.pipedrive.update_activity(
             row.activity_id, {"subject": self.subject, "note": note, "done": True}
         )

@@ -29,6 +29,7 @@ from integrations.http import RateLimited
 from integrations.lifecycle import set_status
 from integrations.models import Integration, Provider, SyncRun
 from integrations.pipedrive.client import budget_key
+from integrations.sync import history
 from integrations.sync.catchup import catch_up
 from integrations.sync.locks import LEASE
 from integrations.sync.transfer import Checkpoint, Slice, run_slice
@@ -318,7 +319,8 @@ def catch_up_all_integrations() -> str:
 
 
 def ensure_schedule() -> Schedule:
-    """The periodic catch-up (created once; safe to call again)."""
+    """The periodic catch-up and the daily history prune (created once; safe to call again)."""
+    history.ensure_prune_schedule()
     schedule, _ = Schedule.objects.get_or_create(
         func="integrations.tasks.catch_up_all",
         defaults={

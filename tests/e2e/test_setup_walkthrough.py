@@ -104,7 +104,9 @@ def test_admin_walks_through_the_seven_steps_launches_pauses_and_resumes(
     expect(page.locator("#constant-pipedrive")).to_be_visible()
     expect(page.locator("#constant-snovio")).to_be_visible()
     page.select_option("#id_pipedrive_field", label="Lead source (Single option)")
-    page.fill("#id_pipedrive_value", "Snov.io campaign")
+    # A single-option field offers its options instead of a free-text box.
+    expect(page.locator("#id_pipedrive_value")).to_be_hidden()
+    page.select_option("#id_pipedrive_value_choice", "Snov.io campaign")
     shot(page, "step-4-constants")
     page.click("#save-constants")
 

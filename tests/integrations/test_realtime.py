@@ -14,7 +14,7 @@ from integrations.models import EmailActivity, Integration, PendingChange, SyncE
 from integrations.pipedrive.client import PipedriveClient
 from integrations.snovio.client import SnovioClient
 from integrations.sync.context import SyncContext
-from integrations.sync.email_history import marker, record_email
+from integrations.sync.email_history import record_email
 from integrations.sync.locks import integration_lock
 from integrations.sync.realtime import drain
 from integrations.sync.receivers import register_webhooks
@@ -335,6 +335,23 @@ def test_each_campaign_email_becomes_one_done_activity_whose_status_is_kept_curr
     assert "Status:</b> Replied" in activities[0]["note"]
 
 
+def test_the_email_activity_belongs_to_the_contacts_owner_and_shows_no_internal_marker(
+    sandbox, live
+):
+    person_id = person(sandbox, SHARED)["id"]
+    salesperson = sandbox.pipedrive.user_id("Pat Pipeline")
+    sandbox.pipedrive.change_person(person_id, owner_id=salesperson)
+
+    sandbox.snovio.fire_campaign_event("email_sent", SHARED, "Demo outreach")
+    sandbox.snovio.fire_campaign_event("email_opened", SHARED, "Demo outreach")
+
+    (activity,) = sandbox.pipedrive.activities(person_id=person_id)
+    assert activity["owner_id"] == salesperson
+    assert activity["owner_id"] != sandbox.pipedrive.user_id("Robin Admin")  # who connected
+    assert "syncbridge" not in activity["note"].lower() and "[" not in activity["note"]
+    assert "Status:</b> Opened" in activity["note"]
+
+
 class WorkerKilled(BaseException):
     """Stands for the worker process ending: nothing in the sync engine catches it."""
 
@@ -376,7 +393,7 @@ def test_a_worker_dying_right_after_creating_an_email_activity_leaves_one_activi
 
     (shown,) = sandbox.pipedrive.activities(person_id=person_id)
     assert shown["id"] == activity["id"]
-    assert "Status:</b> Replied" in shown["note"] and marker(reserved.email_key) in shown["note"]
+    assert "Status:</b> Replied" in shown["note"] and "syncbridge" not in shown["note"]
     reserved.refresh_from_db()
     assert reserved.status == "Replied"
     events = SyncEvent.objects.filter(integration=live, changes__activity_key=reserved.email_key)

@@ -276,7 +276,11 @@ def test_a_revoked_pipedrive_token_fails_with_reconnect_advice(user, sandbox):
     sandbox.pipedrive.revoke_all()
     problems = services.resume(integration, user)
     assert [p.field for p in problems] == ["pipedrive"]
-    assert problems[0].fix == "Reconnect Pipedrive in step 1 (Connect)."
+    assert (
+        problems[0].fix
+        == "Click Reconnect and allow access in Pipedrive again; every setting is kept."
+    )
+    assert "(400)" not in problems[0].message  # plain words, not the token endpoint's answer
     integration.refresh_from_db()
     assert integration.status == Status.FAILED
     assert integration.pipedrive.status == Connection.Status.FAILED

@@ -1,8 +1,9 @@
 """`manage.py transfer INTEGRATION_ID --direction to-pipedrive|to-snovio [--source ...] [--dry-run]`
 
-Runs the same transfer service as the "Transfer unsynced data" button, in this process, with a
-progress bar on stderr, and ends with exactly one summary line on stdout:
-`created=N updated=N unchanged=N conflicts=N skipped=N failed=N`.
+Runs the same transfer service as the "Transfer unsynced data" button, in this process, with one
+progress line on stderr (redrawn in place on a terminal) and exactly one summary line on stdout:
+`created=N updated=N unchanged=N conflicts=N skipped=N failed=N`. A preview (`--dry-run`) writes
+nothing, so it runs while the integration is Paused too.
 A transfer of the same integration left unfinished (its worker died) is resumed from its
 checkpoint instead of starting a second one; one that another process is executing right now
 is not touched: the command says "Transfer #N of integration I is already running." and fails.
@@ -10,11 +11,10 @@ is not touched: the command says "Transfer #N of integration I is already runnin
 
 from __future__ import annotations
 
-import sys
-
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from integrations.management.cli import integration_or_error, quiet_worker_logs
 from integrations.models import Integration, SyncRun
 from integrations.sync.locks import LEASE
 from integrations.sync.runs import WATCH_DELAY, arm_watch, disarm_watch, open_run
@@ -45,19 +45,22 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        integration = Integration.objects.filter(pk=options["integration_id"]).first()
-        if integration is None:
-            raise CommandError(f"No integration with id {options['integration_id']}.")
+        quiet_worker_logs()
+        integration = integration_or_error(options["integration_id"])
         missing = [name for name in ("pipedrive", "snovio") if getattr(integration, name) is None]
         if missing:
             raise CommandError(
                 f"Integration {integration.pk} is not connected to {' and '.join(missing)}."
             )
-        if integration.status not in (Integration.Status.ACTIVE, Integration.Status.SYNCING):
+        runnable = [Integration.Status.ACTIVE, Integration.Status.SYNCING]
+        if options["dry_run"]:
+            runnable.append(Integration.Status.PAUSED)
+        if integration.status not in runnable:
             # Like the Transfer page; Syncing is a transfer left unfinished, resumed below.
             raise CommandError(
                 f"Integration {integration.pk} is {integration.get_status_display()}: a transfer "
-                "can run only while the integration is Active."
+                "can run only while the integration is Active (a --dry-run preview also while "
+                "it is Paused)."
             )
         sends = {
             "to-pipedrive": (integration.sends_to_pipedrive, "Pipedrive"),
@@ -98,14 +101,16 @@ class Command(BaseCommand):
         return f"Transfer #{run.pk} of integration {run.integration_id} is already running."
 
     def _progress(self, run: SyncRun, final: bool = False) -> None:
+        """One progress line: redrawn in place on a terminal, written once at the end
+        otherwise (a log file gets no line per page). The counts are stdout's summary."""
         total = max(run.total, run.done, 1)
         filled = int(BAR_WIDTH * run.done / total)
         bar = "#" * filled + "." * (BAR_WIDTH - filled)
-        line = f"[{bar}] {run.done}/{run.total} {run.summary()}"
-        if sys.stderr.isatty() and not final:
-            self.stderr.write("\r" + line, ending="")
-        else:
-            self.stderr.write(("\r" if sys.stderr.isatty() else "") + line)
+        line = f"[{bar}] {run.done}/{run.total}"
+        if self.stderr.isatty():
+            self.stderr.write("\r" + line, ending="\n" if final else "")
+        elif final:
+            self.stderr.write(line)
         self.stderr.flush()
 
 
