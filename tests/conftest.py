@@ -187,3 +187,13 @@ def fresh_rate_limiters():
     from integrations import ratelimit
 
     ratelimit._limiters.clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_usage_counts():
+    """Remote-usage counts not yet written (integrations/usage.py) belong to the test that made
+    them: left over, the process would write them at exit into a database the run has dropped."""
+    from integrations import usage
+
+    yield
+    usage.discard()
