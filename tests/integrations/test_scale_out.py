@@ -33,7 +33,6 @@ from django_q.conf import Conf
 
 from automations import services
 from automations.models import ActionKind, AutomationRun, Trigger
-from integrations import ratelimit
 from integrations.models import PendingChange, SyncEvent
 from integrations.sandbox.core import Sandbox, remote_settings
 from integrations.sandbox.server import make_handler
@@ -74,7 +73,6 @@ def redis_broker(settings, monkeypatch):
     settings.REDIS_URL = REDIS_URL
     monkeypatch.setattr(Conf, "ORM", None)
     monkeypatch.setattr(Conf, "REDIS", REDIS_URL)
-    monkeypatch.setattr(ratelimit, "_redis", None)
     yield client
     client.flushdb()
 
