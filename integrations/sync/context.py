@@ -283,14 +283,19 @@ class SyncContext:
     def note_creating(self, key: str, side: str, values: dict) -> None:
         """Before a create: the values sent, so that a worker dying before the create is
         recorded leaves a contact that is recognised as SyncBridge's own, not a user's."""
-        link, _ = RecordLink.objects.get_or_create(integration=self.integration, email=key)
         if side == threeway.PIPEDRIVE:
             marker, fields = threeway.CREATING_PIPEDRIVE, self.spec.pipedrive_fields
         else:
             marker, fields = threeway.CREATING_SNOVIO, self.spec.snovio_fields
-        link.base = sanitize.json_safe(
-            {**(link.base or {}), marker: {f: values.get(f) for f in fields}}
-        )
+        sent = {marker: {f: values.get(f) for f in fields}}
+        link = RecordLink.objects.filter(integration=self.integration, email=key).first()
+        if link is None:  # the usual case, a new contact: one INSERT, not an INSERT and an UPDATE
+            link, created = RecordLink.objects.get_or_create(
+                integration=self.integration, email=key, defaults={"base": sanitize.json_safe(sent)}
+            )
+            if created:
+                return
+        link.base = sanitize.json_safe({**(link.base or {}), **sent})
         link.save(update_fields=["base", "updated_at"])
 
     def base_of(self, base: dict | None, snovio_values: dict | None, person: dict | None) -> dict:

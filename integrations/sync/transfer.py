@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from integrations.http import AuthError, RateLimited, RemoteError
@@ -254,13 +254,16 @@ class _Transfer:
         self.sending_wins = run.source_app == (
             Provider.SNOVIO if run.direction == TO_PIPEDRIVE else Provider.PIPEDRIVE
         )
-        # Records that already have an event on this run (a resumed run skips them).
+        # Of the page at hand only: the records that already have an event on this run (a
+        # resumed run skips them) and the first record of each email. Looked up in the run's
+        # events one page at a time, so nothing is kept per record across the run.
         self.done: set[str] = set()
         self.emails: dict[str, str] = {}
-        for record_id, email in run.events.values_list("record_id", "email"):
-            self.done.add(record_id)
-            if email:
-                self.emails.setdefault(email, record_id)
+        # The counts, read once (a resumed run goes on from its events) and then kept current.
+        self.counts: dict[str, int] = dict(
+            run.events.values_list("outcome").annotate(n=Count("id")).order_by()
+        )
+        self.conflict_count = run.events.filter(changes__has_key="conflicts").count()
         self.preview: list[dict] = list(run.preview or []) if run.dry_run else []
 
     # --- the two directions -----------------------------------------------------------------
@@ -291,6 +294,7 @@ class _Transfer:
         while cp.list_index < len(cp.lists):
             list_id = cp.lists[cp.list_index]
             prospects, more = ctx.snovio.list_prospects_page(list_id, cp.page, self.page_size)
+            self._start_page(prospects, mapping.prospect_emails)
             for prospect in prospects:
                 self._one_prospect(prospect, index, by_id)
             if more and prospects:
@@ -321,7 +325,6 @@ class _Transfer:
         )
         if result and result.record and result.outcome == Outcome.CREATED:
             index.add(result.record)
-            by_id[str(result.record["id"])] = result.record
         elif result and result.record and person is not None:
             index.replace(person, result.record)
 
@@ -338,6 +341,7 @@ class _Transfer:
             persons, cursor = ctx.pipedrive.list_persons_page(cp.cursor, limit=self.page_size)
             ctx.person_org_names(persons)
             self.run.total = max(self.run.total, self.run.done + len(persons))
+            self._start_page(persons, mapping.person_emails)
             for person in persons:
                 self._one_person(person, index)
             cp.cursor, cp.finished = cursor, not cursor
@@ -362,6 +366,23 @@ class _Transfer:
             index.add({"id": result.target_id, "emails": [{"email": result.email}]})
         elif result and result.record and found is not None:
             index.replace(found, result.record)
+
+    def _start_page(self, records: list[dict], emails_of: Callable[[dict], list[str]]) -> None:
+        """Which of the page's records, and which of its emails, this run already moved."""
+        ids = [str(r.get("id") or "") for r in records]
+        emails = {e for r in records for e in emails_of(r)[:1] if e}
+        self.done, self.emails = set(), {}
+        if not ids:
+            return
+        for record_id, email in (
+            self.run.events.filter(Q(record_id__in=ids) | Q(email__in=emails))
+            .order_by("pk")
+            .values_list("record_id", "email")
+        ):
+            if record_id in ids:
+                self.done.add(record_id)
+            if email:
+                self.emails.setdefault(email, record_id)
 
     # --- one record -------------------------------------------------------------------------
     def _refuse(self, record_id: str, email: str, reason: str) -> None:
@@ -419,11 +440,16 @@ class _Transfer:
         return RecordResult(Outcome.FAILED, email=email, record_id=record_id, reason=reason)
 
     def _log(self, result: RecordResult) -> None:
-        """Record the event; a database refusing its details never stops the run."""
+        """Record the event and count it; a database refusing its details never stops the run."""
+        if self._store_event(result):
+            self.counts[result.outcome] = self.counts.get(result.outcome, 0) + 1
+            self.conflict_count += bool(result.conflict)
+
+    def _store_event(self, result: RecordResult) -> bool:
         try:
             with transaction.atomic():
                 result.log(self.ctx, self.run.direction, run=self.run)
-            return
+            return True
         except DatabaseError as exc:
             log.warning("transfer %s: event for %s refused: %s", self.run.pk, result.record_id, exc)
         labels = self.ctx.spec.labels
@@ -438,8 +464,10 @@ class _Transfer:
                     changes=sanitize.json_safe(result.changes(labels)),
                     run=self.run,
                 )
+            return True
         except DatabaseError:
             log.exception("transfer %s: no event could be stored for %s", self.run.pk, result)
+        return False
 
     def _preview(self, result: RecordResult) -> None:
         if len(self.preview) >= PREVIEW_LIMIT:
@@ -451,11 +479,10 @@ class _Transfer:
     # --- progress ---------------------------------------------------------------------------
     def save_counts(self, final: bool = False) -> None:
         run = self.run
-        counts = dict(run.events.values_list("outcome").annotate(n=Count("id")))
         for name in COUNTED:
-            setattr(run, name, counts.get(name, 0))
-        run.done = sum(counts.values())
-        run.conflicts = run.events.filter(changes__has_key="conflicts").count()
+            setattr(run, name, self.counts.get(name, 0))
+        run.done = sum(self.counts.values())
+        run.conflicts = self.conflict_count
         if final or run.total < run.done:
             run.total = run.done
         run.api_calls = self.calls_before + self.ctx.api_calls
