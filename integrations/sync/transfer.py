@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
@@ -222,6 +222,16 @@ def _error_text(exc: Exception) -> str:
     return str(exc) or exc.__class__.__name__
 
 
+def _stored_forms(values: Iterable[str]) -> dict[str, list[str]]:
+    """Each value as an event may have stored it (cleaned of what the database refuses),
+    mapped back to the values it stands for."""
+    forms: dict[str, list[str]] = {}
+    for value in values:
+        for form in {sanitize.json_safe(value)[:254], sanitize.strip_control(value)[:254]}:
+            forms.setdefault(form, []).append(value)
+    return forms
+
+
 @contextmanager
 def _savepoint_if_in_transaction() -> Iterator[None]:
     """Inside a transaction a failed statement poisons the rest: isolate it in a savepoint.
@@ -369,20 +379,18 @@ class _Transfer:
 
     def _start_page(self, records: list[dict], emails_of: Callable[[dict], list[str]]) -> None:
         """Which of the page's records, and which of its emails, this run already moved."""
-        ids = [str(r.get("id") or "") for r in records]
-        emails = {e for r in records for e in emails_of(r)[:1] if e}
         self.done, self.emails = set(), {}
+        # Events hold ids and emails as the database could store them: look those up.
+        ids = _stored_forms(str(r.get("id") or "") for r in records)
+        emails = _stored_forms(e for r in records for e in emails_of(r)[:1] if e)
         if not ids:
             return
-        for record_id, email in (
-            self.run.events.filter(Q(record_id__in=ids) | Q(email__in=emails))
-            .order_by("pk")
-            .values_list("record_id", "email")
-        ):
-            if record_id in ids:
-                self.done.add(record_id)
-            if email:
-                self.emails.setdefault(email, record_id)
+        found = self.run.events.filter(Q(record_id__in=list(ids)) | Q(email__in=list(emails)))
+        for record_id, email in found.order_by("pk").values_list("record_id", "email"):
+            raw_ids = ids.get(record_id, [record_id])
+            self.done.update(raw_ids)
+            for raw_email in emails.get(email, []):
+                self.emails.setdefault(raw_email, raw_ids[0])
 
     # --- one record -------------------------------------------------------------------------
     def _refuse(self, record_id: str, email: str, reason: str) -> None:
