@@ -222,6 +222,21 @@ def _error_text(exc: Exception) -> str:
     return str(exc) or exc.__class__.__name__
 
 
+CREATED_IN_RUN = "_created_in_run"
+
+
+def _created_stub(person: dict) -> dict:
+    """A person this run created, kept by its id and emails only, so that memory does not grow
+    with the records created; read again in full in the rare case a later record of the run
+    shares one of its emails."""
+    emails = mapping.person_emails(person)
+    return {
+        "id": person["id"],
+        "emails": [{"value": e, "primary": i == 0} for i, e in enumerate(emails)],
+        CREATED_IN_RUN: True,
+    }
+
+
 def _stored_forms(values: Iterable[str]) -> dict[str, list[str]]:
     """Each value as an event may have stored it (cleaned of what the database refuses),
     mapped back to the values it stands for."""
@@ -327,6 +342,11 @@ class _Transfer:
         prospect = cleaned.record
         emails = mapping.prospect_emails(prospect)
         person = index.find(emails)
+        duplicate = bool(emails) and self.emails.get(emails[0], record_id) != record_id
+        if person is not None and person.get(CREATED_IN_RUN) and not duplicate:
+            full = sanitize.clean_person(self.ctx.pipedrive.get_person(person["id"])).record
+            index.replace(person, full)
+            person = full
         if person is None and not emails and not self.ctx.integration.only_with_email:
             link = self.ctx.link_for(prospect_id=record_id)
             person = by_id.get(str(link.pipedrive_person_id)) if link else None
@@ -334,7 +354,7 @@ class _Transfer:
             prospect_to_pipedrive, prospect, person, record_id, emails[:1], cleaned.notes
         )
         if result and result.record and result.outcome == Outcome.CREATED:
-            index.add(result.record)
+            index.add(_created_stub(result.record))
         elif result and result.record and person is not None:
             index.replace(person, result.record)
 
