@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from integrations import fieldspec as fs
@@ -288,13 +289,14 @@ class SyncContext:
         else:
             marker, fields = threeway.CREATING_SNOVIO, self.spec.snovio_fields
         sent = {marker: {f: values.get(f) for f in fields}}
-        link = RecordLink.objects.filter(integration=self.integration, email=key).first()
-        if link is None:  # the usual case, a new contact: one INSERT, not an INSERT and an UPDATE
-            link, created = RecordLink.objects.get_or_create(
-                integration=self.integration, email=key, defaults={"base": sanitize.json_safe(sent)}
-            )
-            if created:
-                return
+        try:  # the usual case, a new contact: one INSERT, not a look-up, an INSERT and an UPDATE
+            with transaction.atomic():
+                RecordLink.objects.create(
+                    integration=self.integration, email=key, base=sanitize.json_safe(sent)
+                )
+            return
+        except IntegrityError:  # the contact has a link already (an earlier skip, a resume)
+            link = RecordLink.objects.get(integration=self.integration, email=key)
         link.base = sanitize.json_safe({**(link.base or {}), **sent})
         link.save(update_fields=["base", "updated_at"])
 

@@ -27,6 +27,7 @@ import gc
 import json
 import multiprocessing
 import os
+import re
 import threading
 import time
 from collections import Counter
@@ -198,15 +199,20 @@ class PeakRss:
 
 
 class Statements:
-    """SQL statements this process sends, and how many of them write."""
+    """SQL statements this process sends, and how many of them write (by table)."""
+
+    WRITE = re.compile(r'^\s*(INSERT INTO|UPDATE|DELETE FROM)\s+"?(\w+)"?', re.IGNORECASE)
 
     def __init__(self):
         self.total = self.writes = 0
+        self.written: Counter = Counter()
 
     def __call__(self, execute, sql, params, many, context):
         self.total += 1
-        if sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+        write = self.WRITE.match(sql)
+        if write:
             self.writes += 1
+            self.written[f"{write.group(1).split()[0].upper()} {write.group(2)}"] += 1
         return execute(sql, params, many, context)
 
 
@@ -324,6 +330,9 @@ def measure(
             "pipedrive_tokens_per_record": limits_off["pipedrive_tokens_per_record"],
             "sql_per_record": round(statements.total / max(run.done, 1), 2),
             "sql_writes_per_record": round(statements.writes / max(run.done, 1), 2),
+            "sql_writes_per_record_by_table": {
+                kind: round(n / max(run.done, 1), 2) for kind, n in statements.written.most_common()
+            },
             "peak_rss_growth_mb": round(memory.growth_mb, 1),
             "answered_429": limits_off["answered_429"],
             "load_before": load_before,
@@ -348,6 +357,7 @@ def report(figures: dict) -> None:
         f" {off['pipedrive_tokens_per_record']}, SQL/record {off['sql_per_record']}"
         f" ({off['sql_writes_per_record']} writes), peak RSS +{off['peak_rss_growth_mb']} MB,"
         f" 429s {off['answered_429']}"
+        f"\n  writes/record by table: {off.get('sql_writes_per_record_by_table')}"
     )
     if on:
         print(
