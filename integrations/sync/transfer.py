@@ -225,6 +225,17 @@ def _error_text(exc: Exception) -> str:
 CREATED_IN_RUN = "_created_in_run"
 
 
+def _mapped_only(person: dict, spec: mapping.MappingSpec) -> dict:
+    """A listed person without the custom fields the integration does not map: Pipedrive sends
+    every custom field of the account with every person, and a transfer keeps the receiving
+    side's persons for the whole run. The transfer reads and writes mapped fields only."""
+    custom = person.get("custom_fields")
+    if not isinstance(custom, dict):
+        return person
+    read = set(spec.pipedrive_read_fields)
+    return {**person, "custom_fields": {k: v for k, v in custom.items() if k in read}}
+
+
 def _created_stub(person: dict) -> dict:
     """A person this run created, kept by its id and emails only, so that memory does not grow
     with the records created; read again in full in the rare case a later record of the run
@@ -312,7 +323,10 @@ class _Transfer:
             cp.lists, cp.list_index, cp.page = wanted, 0, 1
             contacts = {str(x["id"]): x.get("contacts") or 0 for x in lists}
             self.run.total = sum(int(contacts.get(str(i), 0)) for i in wanted)
-        persons = [sanitize.clean_person(p).record for p in ctx.pipedrive.iter_persons()]
+        persons = [
+            _mapped_only(sanitize.clean_person(p).record, ctx.spec)
+            for p in ctx.pipedrive.iter_persons()
+        ]
         ctx.person_org_names(persons)
         index = EmailIndex.build(persons, mapping.person_emails)
         by_id = {str(p["id"]): p for p in persons}
@@ -345,6 +359,7 @@ class _Transfer:
         duplicate = bool(emails) and self.emails.get(emails[0], record_id) != record_id
         if person is not None and person.get(CREATED_IN_RUN) and not duplicate:
             full = sanitize.clean_person(self.ctx.pipedrive.get_person(person["id"])).record
+            full = _mapped_only(full, self.ctx.spec)
             index.replace(person, full)
             person = full
         if person is None and not emails and not self.ctx.integration.only_with_email:
@@ -356,7 +371,7 @@ class _Transfer:
         if result and result.record and result.outcome == Outcome.CREATED:
             index.add(_created_stub(result.record))
         elif result and result.record and person is not None:
-            index.replace(person, result.record)
+            index.replace(person, _mapped_only(result.record, self.ctx.spec))
 
     def _to_snovio(self) -> bool:
         ctx, cp = self.ctx, self.cp
