@@ -133,6 +133,9 @@ class Integration(models.Model):
     subscriptions_checked_at = models.DateTimeField(null=True, blank=True)
     # Snov.io campaign history read up to this moment (integrations.sync.campaign_history).
     campaign_history_until = models.DateTimeField(null=True, blank=True)
+    # Where the catch-up's rolling re-check of Snov.io goes on, the list sizes it last saw and
+    # how long a full round takes at this size (`sync/catchup.py`).
+    catch_up_state = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -393,7 +396,12 @@ class SyncEvent(models.Model):
     class Meta:
         ordering = ["-at", "-pk"]
         # The history page pages an integration's events newest first; the prune finds old ones.
-        indexes = [models.Index(fields=["integration", "-at"], name="syncevent_history")]
+        # A transfer looks up, one page at a time, which records and emails it already moved.
+        indexes = [
+            models.Index(fields=["integration", "-at"], name="syncevent_history"),
+            models.Index(fields=["run", "record_id"], name="sync_event_run_record"),
+            models.Index(fields=["run", "email"], name="sync_event_run_email"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.email or self.record_id}: {self.outcome}"
@@ -485,7 +493,25 @@ class PendingChange(models.Model):
                 fields=["integration", "received_at"],
                 condition=models.Q(processed_at__isnull=True),
                 name="pending_change_waiting",
-            )
+            ),
+            # A contact's latest outcomes (`catchup.gave_up`), per catch-up finding.
+            models.Index(
+                fields=["integration", "record_key", "-processed_at"],
+                condition=models.Q(processed_at__isnull=False),
+                name="pending_change_outcomes",
+            ),
+            # The failed changes shown on the settings page, newest first.
+            models.Index(
+                fields=["integration", "-processed_at"],
+                condition=models.Q(outcome__startswith="failed:"),
+                name="pending_change_failed",
+            ),
+            # The prune of processed changes (`queue.prune_processed`).
+            models.Index(
+                fields=["integration", "processed_at"],
+                condition=models.Q(processed_at__isnull=False),
+                name="pending_change_processed",
+            ),
         ]
 
     def __str__(self) -> str:

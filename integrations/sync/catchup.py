@@ -5,6 +5,11 @@
   echo of SyncBridge's own write, a change of unmapped fields) is no change.
 - Snov.io has no webhook for prospect changes: the sending lists are paged and a prospect
   whose mapped values differ from its base, or that has no base (new since launch), is a change.
+  The cost per cycle does not grow with the lists: new prospects are looked for first (a list
+  whose size grew has its newest pages read, at both ends, as the order of a list's pages is not
+  documented), then a rolling re-check reads the next pages from where the last cycle stopped,
+  within `RECHECK_SHARE` of Snov.io's request budget. At 10,000 prospects every one is
+  re-checked about every 10 minutes; `freshness` says how often at the current size.
 - A sending list SyncBridge has not seen before: created after launch, its prospects are new
   and sync; otherwise (a list chosen later) its prospects are added to the baseline, unwritten.
 
@@ -18,17 +23,66 @@ Contacts that existed at launch and have not changed since are never changes.
 from __future__ import annotations
 
 import datetime as dt
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
+from itertools import islice
 
+from django.db.models import Q
 from django.utils import timezone
 
 from integrations.models import Integration, PendingChange, RecordLink
-from integrations.sync import baseline, mapping, sanitize, threeway
+from integrations.snovio.constants import MAX_PER_PAGE, RATE_LIMIT_PER_MINUTE
+from integrations.sync import baseline, mapping, queue, sanitize, threeway
 from integrations.sync.context import SyncContext, link_key
 from integrations.sync.queue import store_change
 
 OVERLAP = timedelta(minutes=2)  # remote clocks and in-flight writes
 MAX_FAILED_CHANGES = 3  # then the contact waits for the Retry button
+CYCLE_MINUTES = 5  # the catch-up's schedule (`runs.ensure_schedule`)
+# The share of Snov.io's request budget a catch-up cycle may spend: webhooks-driven changes and
+# transfers keep the rest.
+RECHECK_SHARE = 0.20
+LINK_BATCH = 500  # Pipedrive persons whose links are read in one query
+
+
+def snovio_calls_per_cycle() -> int:
+    """Snov.io requests one catch-up cycle may make (60 at 60 requests/min every 5 minutes)."""
+    return int(RATE_LIMIT_PER_MINUTE * CYCLE_MINUTES * RECHECK_SHARE)
+
+
+@dataclass
+class Freshness:
+    """How recent the catch-up's view of Snov.io is, at the lists' current size."""
+
+    prospects: int
+    pages: int
+    pages_per_cycle: int
+    last_round_at: dt.datetime | None
+
+    @property
+    def cycles(self) -> int:
+        return max(1, math.ceil(self.pages / self.pages_per_cycle)) if self.pages else 1
+
+    @property
+    def minutes(self) -> int:
+        """Every prospect is re-checked within this many minutes at this size."""
+        return self.cycles * CYCLE_MINUTES
+
+
+def freshness(integration: Integration) -> Freshness | None:
+    """None before the first catch-up has seen the Snov.io lists."""
+    state = integration.catch_up_state or {}
+    if "prospects" not in state:
+        return None
+    last = state.get("round_done_at")
+    return Freshness(
+        prospects=int(state["prospects"]),
+        pages=int(state.get("pages") or 0),
+        pages_per_cycle=int(state.get("pages_per_cycle") or 1),
+        last_round_at=dt.datetime.fromisoformat(last) if last else None,
+    )
 
 
 def catch_up(integration: Integration, ctx: SyncContext | None = None) -> int:
@@ -40,30 +94,37 @@ def catch_up(integration: Integration, ctx: SyncContext | None = None) -> int:
         if not baseline.ensure_baseline(integration, ctx):
             return 0  # another worker is recording the baseline right now
         notes.append("recorded the contacts that existed at launch as the baseline")
-    links = list(RecordLink.objects.filter(integration=integration))
+    state = dict(integration.catch_up_state or {})
     found = 0
     if integration.sends_to_snovio:
-        found += _pipedrive_changes(integration, ctx, links, started)
+        found += _pipedrive_changes(integration, ctx, started)
     if integration.sends_to_pipedrive:
-        found += _snovio_changes(integration, ctx, links, notes)
+        found += _snovio_changes(integration, ctx, state, notes)
+    # Further periodic checks (each bounded per cycle) belong here, before the bookkeeping.
+    queue.prune_processed(integration.pk, now=started)
     notes.insert(0, f"{found} change(s) found")
     integration.last_catch_up_at = started
     integration.last_catch_up_found = found
     integration.last_catch_up_note = "; ".join(notes)
+    integration.catch_up_state = state
     Integration.objects.filter(pk=integration.pk).update(
         pipedrive_synced_until=integration.pipedrive_synced_until,
         baseline_lists=integration.baseline_lists,
         last_catch_up_at=started,
         last_catch_up_found=found,
         last_catch_up_note=integration.last_catch_up_note,
+        catch_up_state=state,
     )
     return found
 
 
-def _pipedrive_changes(
-    integration: Integration, ctx: SyncContext, links: list[RecordLink], started: dt.datetime
-) -> int:
-    by_person = {link.pipedrive_person_id: link for link in links if link.pipedrive_person_id}
+def _batches(items: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _pipedrive_changes(integration: Integration, ctx: SyncContext, started: dt.datetime) -> int:
     since = (
         integration.pipedrive_synced_until
         or integration.baseline_started_at
@@ -73,26 +134,33 @@ def _pipedrive_changes(
     before = integration.baseline_started_at or since
     found = 0
     unseen: list[dict] = []
-    for raw in ctx.pipedrive.iter_persons(updated_since=since - OVERLAP):
-        person = sanitize.clean_person(raw).record  # compared as it would be stored
-        link = by_person.get(person["id"])
-        side_base = (link.base or {}).get(threeway.PIPEDRIVE) if link else None
-        if side_base is None and not _new_since(person, before):
-            unseen.append(person)  # existed before the baseline, never recorded: record it now
-            continue
-        ctx.person_org_name(person)
-        values = mapping.pipedrive_values(person, ctx.spec)
-        if side_base is not None and not threeway.changed_since(side_base, values):
-            continue
-        meta = {
-            "action": "change",
-            "entity": "person",
-            "entity_id": str(person["id"]),
-            "timestamp": person.get("update_time") or started.isoformat(),
+    updated = ctx.pipedrive.iter_persons(updated_since=since - OVERLAP)
+    for batch in _batches(updated, LINK_BATCH):
+        persons = [sanitize.clean_person(raw).record for raw in batch]  # as it would be stored
+        by_person = {
+            link.pipedrive_person_id: link
+            for link in RecordLink.objects.filter(
+                integration=integration, pipedrive_person_id__in=[p["id"] for p in persons]
+            )
         }
-        found += _store_found(
-            integration, started, "person.change", {"meta": meta, "data": person}, person["id"]
-        )
+        for person in persons:
+            link = by_person.get(person["id"])
+            side_base = (link.base or {}).get(threeway.PIPEDRIVE) if link else None
+            if side_base is None and not _new_since(person, before):
+                unseen.append(person)  # existed before the baseline, never recorded: record it
+                continue
+            ctx.person_org_name(person)
+            values = mapping.pipedrive_values(person, ctx.spec)
+            if side_base is not None and not threeway.changed_since(side_base, values):
+                continue
+            meta = {
+                "action": "change",
+                "entity": "person",
+                "entity_id": str(person["id"]),
+                "timestamp": person.get("update_time") or started.isoformat(),
+            }
+            payload = {"meta": meta, "data": person}
+            found += _store_found(integration, started, "person.change", payload, person["id"])
     baseline.record_persons(ctx, unseen, before=started)
     integration.pipedrive_synced_until = started
     return found
@@ -133,37 +201,122 @@ def _new_since(person: dict, moment: dt.datetime) -> bool:
 
 
 def _snovio_changes(
-    integration: Integration, ctx: SyncContext, links: list[RecordLink], notes: list[str]
+    integration: Integration, ctx: SyncContext, state: dict, notes: list[str]
 ) -> int:
-    by_prospect = {link.snovio_prospect_id: link for link in links if link.snovio_prospect_id}
-    by_email = {link.email: link for link in links}
     lists = ctx.snovio.get_user_lists()
     known = set(integration.baseline_lists or [])
     now = timezone.now()
-    found = 0
-    for list_id in ctx.sending_list_ids_from(lists):
-        if list_id not in known:
-            if not _created_after_launch(integration, lists, list_id):
-                count = baseline.record_prospects(ctx, ctx.snovio.iter_prospects(list_id))
-                notes.append(f"list {list_id} joined the sending lists: {count} recorded")
-                known.add(list_id)
-                continue
+    check = _ProspectCheck(integration, ctx, now)
+    sending = ctx.sending_list_ids_from(lists)
+    sizes = {str(x["id"]): int(x.get("contacts") or 0) for x in lists}
+    seen_sizes: dict = state.get("sizes") or {}
+    budget = snovio_calls_per_cycle() - 1  # the lists' listing above
+    for list_id in sending:
+        if list_id in known:
+            continue
+        known.add(list_id)
+        if not _created_after_launch(integration, lists, list_id):
+            count = baseline.record_prospects(ctx, ctx.snovio.iter_prospects(list_id))
+            notes.append(f"list {list_id} joined the sending lists: {count} recorded")
+        else:
             notes.append(f"list {list_id} is new since launch: its prospects sync")
-            known.add(list_id)
-        for raw in ctx.snovio.iter_prospects(list_id):
-            prospect = sanitize.clean_prospect(raw).record  # compared as it would be stored
-            prospect_id = str(prospect.get("id") or "")
-            email = mapping.prospect_email(prospect)
-            link = by_prospect.get(prospect_id) or by_email.get(link_key(email, prospect_id))
+            check.prospects(ctx.snovio.iter_prospects(list_id))
+        seen_sizes[list_id] = sizes.get(list_id, 0)  # read whole: nothing newer to look for
+    # New prospects first: a list that grew has its newest pages read.
+    for list_id in sending:
+        before, size = seen_sizes.get(list_id), sizes.get(list_id, 0)
+        if before is not None and size > before:
+            for page in _newest_pages(int(before), size)[:budget]:
+                check.prospects(ctx.snovio.list_prospects_page(list_id, page, MAX_PER_PAGE)[0])
+                budget -= 1
+    state["sizes"] = {list_id: sizes.get(list_id, 0) for list_id in sending}
+    _recheck(state, sending, sizes, budget, check, now)
+    integration.baseline_lists = sorted(known)
+    return check.found
+
+
+def _newest_pages(before: int, size: int) -> list[int]:
+    """The pages that hold a list's newest prospects when it grew from `before` to `size`:
+    the last pages if new prospects are appended, the first ones if they come first."""
+    grew = math.ceil((size - before) / MAX_PER_PAGE)
+    last = [*range(before // MAX_PER_PAGE + 1, math.ceil(size / MAX_PER_PAGE) + 1)]
+    first = [page for page in range(1, grew + 1) if page not in last]
+    return [*last, *first]
+
+
+def _recheck(
+    state: dict,
+    sending: list[str],
+    sizes: dict[str, int],
+    budget: int,
+    check: _ProspectCheck,
+    now: dt.datetime,
+) -> None:
+    """Re-read the next `budget` pages of the sending lists, going on where the last cycle
+    stopped; a round ends when every page has been read once."""
+    pages = {
+        list_id: max(1, math.ceil(sizes.get(list_id, 0) / MAX_PER_PAGE)) for list_id in sending
+    }
+    total_pages = sum(pages.values())
+    state.update(
+        prospects=sum(sizes.get(list_id, 0) for list_id in sending),
+        pages=total_pages,
+        pages_per_cycle=max(1, snovio_calls_per_cycle() - 1),
+    )
+    if not sending:
+        return
+    cursor = state.get("recheck") or {}
+    list_index = sending.index(cursor["list"]) if cursor.get("list") in sending else 0
+    page = int(cursor.get("page") or 1) if cursor.get("list") in sending else 1
+    for _ in range(min(budget, total_pages)):
+        list_id = sending[list_index]
+        prospects, more = check.ctx.snovio.list_prospects_page(list_id, page, MAX_PER_PAGE)
+        check.prospects(prospects)
+        if more and prospects:
+            page += 1
+            continue
+        list_index, page = list_index + 1, 1
+        if list_index == len(sending):
+            list_index = 0
+            state["round_done_at"] = now.isoformat()
+    state["recheck"] = {"list": sending[list_index], "page": page}
+
+
+class _ProspectCheck:
+    """Prospects compared with their links' base, one page at a time (never every link)."""
+
+    def __init__(self, integration: Integration, ctx: SyncContext, now: dt.datetime):
+        self.integration = integration
+        self.ctx = ctx
+        self.now = now
+        self.found = 0
+
+    def prospects(self, raws: Iterable[dict]) -> None:
+        for batch in _batches(raws, MAX_PER_PAGE):
+            self._page(batch)
+
+    def _page(self, raws: list[dict]) -> None:
+        prospects = [sanitize.clean_prospect(raw).record for raw in raws]  # as it would be stored
+        ids = [str(p.get("id") or "") for p in prospects]
+        keys = [link_key(mapping.prospect_email(p), p.get("id")) for p in prospects]
+        links = RecordLink.objects.filter(
+            Q(snovio_prospect_id__in=[i for i in ids if i]) | Q(email__in=keys),
+            integration=self.integration,
+        )
+        by_prospect, by_email = {}, {}
+        for link in links:
+            by_email[link.email] = link
+            if link.snovio_prospect_id:
+                by_prospect[link.snovio_prospect_id] = link
+        for prospect, prospect_id, key in zip(prospects, ids, keys, strict=True):
+            link = by_prospect.get(prospect_id) or by_email.get(key)
             side_base = (link.base or {}).get(threeway.SNOVIO) if link else None
-            values = mapping.snovio_values(prospect, ctx.spec)
+            values = mapping.snovio_values(prospect, self.ctx.spec)
             if side_base is not None and not threeway.changed_since(side_base, values):
                 continue
-            found += _store_found(
-                integration, now, "prospect.change", {"prospect": prospect}, prospect_id
+            self.found += _store_found(
+                self.integration, self.now, "prospect.change", {"prospect": prospect}, prospect_id
             )
-    integration.baseline_lists = sorted(known)
-    return found
 
 
 def _created_after_launch(integration: Integration, lists: list[dict], list_id: str) -> bool:

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from integrations import fieldspec as fs
@@ -283,14 +284,20 @@ class SyncContext:
     def note_creating(self, key: str, side: str, values: dict) -> None:
         """Before a create: the values sent, so that a worker dying before the create is
         recorded leaves a contact that is recognised as SyncBridge's own, not a user's."""
-        link, _ = RecordLink.objects.get_or_create(integration=self.integration, email=key)
         if side == threeway.PIPEDRIVE:
             marker, fields = threeway.CREATING_PIPEDRIVE, self.spec.pipedrive_fields
         else:
             marker, fields = threeway.CREATING_SNOVIO, self.spec.snovio_fields
-        link.base = sanitize.json_safe(
-            {**(link.base or {}), marker: {f: values.get(f) for f in fields}}
-        )
+        sent = {marker: {f: values.get(f) for f in fields}}
+        try:  # the usual case, a new contact: one INSERT, not a look-up, an INSERT and an UPDATE
+            with transaction.atomic():
+                RecordLink.objects.create(
+                    integration=self.integration, email=key, base=sanitize.json_safe(sent)
+                )
+            return
+        except IntegrityError:  # the contact has a link already (an earlier skip, a resume)
+            link = RecordLink.objects.get(integration=self.integration, email=key)
+        link.base = sanitize.json_safe({**(link.base or {}), **sent})
         link.save(update_fields=["base", "updated_at"])
 
     def base_of(self, base: dict | None, snovio_values: dict | None, person: dict | None) -> dict:

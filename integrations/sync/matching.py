@@ -31,6 +31,9 @@ class EmailIndex(Generic[T]):
     def __init__(self, emails_of: Callable[[T], Iterable[str]]):
         self.emails_of = emails_of
         self._by_email: dict[str, list[T]] = {}
+        # The emails each indexed record is filed under (by identity: records are dicts), so
+        # that replacing one touches its own buckets only, never the whole index.
+        self._filed_under: dict[int, list[str]] = {}
 
     @classmethod
     def build(cls, records: Iterable[T], emails_of: Callable[[T], Iterable[str]]) -> EmailIndex[T]:
@@ -40,18 +43,24 @@ class EmailIndex(Generic[T]):
         return index
 
     def add(self, record: T) -> None:
+        filed = self._filed_under.setdefault(id(record), [])
         for email in {normalise_email(e) for e in self.emails_of(record)}:
-            if email:
-                bucket = self._by_email.setdefault(email, [])
-                if not any(r is record for r in bucket):
-                    bucket.append(record)
+            if email and email not in filed:
+                self._by_email.setdefault(email, []).append(record)
+                filed.append(email)
+        if not filed:
+            del self._filed_under[id(record)]
 
     def replace(self, old: T, new: T) -> None:
         """Swap a record for its newer version (after an update) under all its emails."""
-        for bucket in self._by_email.values():
+        for email in self._filed_under.pop(id(old), []):
+            bucket = self._by_email[email]
             for i, record in enumerate(bucket):
                 if record is old:
                     bucket[i] = new
+            self._filed_under.setdefault(id(new), [])
+            if email not in self._filed_under[id(new)]:
+                self._filed_under[id(new)].append(email)
         self.add(new)
 
     def candidates(self, emails: Iterable[str]) -> list[T]:

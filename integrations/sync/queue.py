@@ -8,7 +8,7 @@ read fresh when applied, so later changes to it add nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Min
@@ -18,6 +18,10 @@ from integrations.models import Integration, PendingChange
 from integrations.sync import sanitize
 
 FAILED_SHOWN = 20
+# Processed changes are kept this long (the failed ones are shown with a Retry button), then
+# pruned by the catch-up, so the queue's tables do not grow with every change ever applied.
+KEEP_PROCESSED = timedelta(days=7)
+PRUNE_BATCH = 5000
 
 
 def store_change(
@@ -100,3 +104,16 @@ def retry(integration: Integration, change_id: int) -> PendingChange | None:
     failed.outcome = "failed (queued again): " + failed.outcome.removeprefix("failed: ")
     failed.save(update_fields=["outcome"])
     return again
+
+
+def prune_processed(integration_id: int, now: datetime | None = None) -> int:
+    """Delete this integration's changes processed more than `KEEP_PROCESSED` ago.
+
+    At most `PRUNE_BATCH` rows per call (the catch-up calls it every cycle), so that a large
+    backlog is pruned over a few cycles instead of in one long delete. Returns how many went.
+    """
+    cutoff = (now or timezone.now()) - KEEP_PROCESSED
+    old = PendingChange.objects.filter(
+        integration_id=integration_id, processed_at__isnull=False, processed_at__lt=cutoff
+    ).values_list("pk", flat=True)[:PRUNE_BATCH]
+    return PendingChange.objects.filter(pk__in=list(old)).delete()[0]

@@ -30,11 +30,11 @@ from integrations.lifecycle import set_status
 from integrations.models import Integration, Provider, SyncRun
 from integrations.pipedrive.client import budget_key
 from integrations.sync import history
-from integrations.sync.catchup import catch_up
+from integrations.sync.catchup import CYCLE_MINUTES, catch_up
 from integrations.sync.locks import LEASE
 from integrations.sync.transfer import Checkpoint, Slice, run_slice
 
-CATCH_UP_MINUTES = 5
+CATCH_UP_MINUTES = CYCLE_MINUTES
 # A task's share of a long transfer: well under django-q2's task timeout (600 s), long enough
 # that listing the receiving side again at the start of each slice costs little.
 SLICE_SECONDS = 240

@@ -25,14 +25,14 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from integrations.http import AuthError, RateLimited, RemoteError
@@ -222,6 +222,42 @@ def _error_text(exc: Exception) -> str:
     return str(exc) or exc.__class__.__name__
 
 
+CREATED_IN_RUN = "_created_in_run"
+
+
+def _mapped_only(person: dict, spec: mapping.MappingSpec) -> dict:
+    """A listed person without the custom fields the integration does not map: Pipedrive sends
+    every custom field of the account with every person, and a transfer keeps the receiving
+    side's persons for the whole run. The transfer reads and writes mapped fields only."""
+    custom = person.get("custom_fields")
+    if not isinstance(custom, dict):
+        return person
+    read = set(spec.pipedrive_read_fields)
+    return {**person, "custom_fields": {k: v for k, v in custom.items() if k in read}}
+
+
+def _created_stub(person: dict) -> dict:
+    """A person this run created, kept by its id and emails only, so that memory does not grow
+    with the records created; read again in full in the rare case a later record of the run
+    shares one of its emails."""
+    emails = mapping.person_emails(person)
+    return {
+        "id": person["id"],
+        "emails": [{"value": e, "primary": i == 0} for i, e in enumerate(emails)],
+        CREATED_IN_RUN: True,
+    }
+
+
+def _stored_forms(values: Iterable[str]) -> dict[str, list[str]]:
+    """Each value as an event may have stored it (cleaned of what the database refuses),
+    mapped back to the values it stands for."""
+    forms: dict[str, list[str]] = {}
+    for value in values:
+        for form in {sanitize.json_safe(value)[:254], sanitize.strip_control(value)[:254]}:
+            forms.setdefault(form, []).append(value)
+    return forms
+
+
 @contextmanager
 def _savepoint_if_in_transaction() -> Iterator[None]:
     """Inside a transaction a failed statement poisons the rest: isolate it in a savepoint.
@@ -254,13 +290,16 @@ class _Transfer:
         self.sending_wins = run.source_app == (
             Provider.SNOVIO if run.direction == TO_PIPEDRIVE else Provider.PIPEDRIVE
         )
-        # Records that already have an event on this run (a resumed run skips them).
+        # Of the page at hand only: the records that already have an event on this run (a
+        # resumed run skips them) and the first record of each email. Looked up in the run's
+        # events one page at a time, so nothing is kept per record across the run.
         self.done: set[str] = set()
         self.emails: dict[str, str] = {}
-        for record_id, email in run.events.values_list("record_id", "email"):
-            self.done.add(record_id)
-            if email:
-                self.emails.setdefault(email, record_id)
+        # The counts, read once (a resumed run goes on from its events) and then kept current.
+        self.counts: dict[str, int] = dict(
+            run.events.values_list("outcome").annotate(n=Count("id")).order_by()
+        )
+        self.conflict_count = run.events.filter(changes__has_key="conflicts").count()
         self.preview: list[dict] = list(run.preview or []) if run.dry_run else []
 
     # --- the two directions -----------------------------------------------------------------
@@ -284,13 +323,17 @@ class _Transfer:
             cp.lists, cp.list_index, cp.page = wanted, 0, 1
             contacts = {str(x["id"]): x.get("contacts") or 0 for x in lists}
             self.run.total = sum(int(contacts.get(str(i), 0)) for i in wanted)
-        persons = [sanitize.clean_person(p).record for p in ctx.pipedrive.iter_persons()]
+        persons = [
+            _mapped_only(sanitize.clean_person(p).record, ctx.spec)
+            for p in ctx.pipedrive.iter_persons()
+        ]
         ctx.person_org_names(persons)
         index = EmailIndex.build(persons, mapping.person_emails)
         by_id = {str(p["id"]): p for p in persons}
         while cp.list_index < len(cp.lists):
             list_id = cp.lists[cp.list_index]
             prospects, more = ctx.snovio.list_prospects_page(list_id, cp.page, self.page_size)
+            self._start_page(prospects, mapping.prospect_emails)
             for prospect in prospects:
                 self._one_prospect(prospect, index, by_id)
             if more and prospects:
@@ -313,6 +356,12 @@ class _Transfer:
         prospect = cleaned.record
         emails = mapping.prospect_emails(prospect)
         person = index.find(emails)
+        duplicate = bool(emails) and self.emails.get(emails[0], record_id) != record_id
+        if person is not None and person.get(CREATED_IN_RUN) and not duplicate:
+            full = sanitize.clean_person(self.ctx.pipedrive.get_person(person["id"])).record
+            full = _mapped_only(full, self.ctx.spec)
+            index.replace(person, full)
+            person = full
         if person is None and not emails and not self.ctx.integration.only_with_email:
             link = self.ctx.link_for(prospect_id=record_id)
             person = by_id.get(str(link.pipedrive_person_id)) if link else None
@@ -320,10 +369,9 @@ class _Transfer:
             prospect_to_pipedrive, prospect, person, record_id, emails[:1], cleaned.notes
         )
         if result and result.record and result.outcome == Outcome.CREATED:
-            index.add(result.record)
-            by_id[str(result.record["id"])] = result.record
+            index.add(_created_stub(result.record))
         elif result and result.record and person is not None:
-            index.replace(person, result.record)
+            index.replace(person, _mapped_only(result.record, self.ctx.spec))
 
     def _to_snovio(self) -> bool:
         ctx, cp = self.ctx, self.cp
@@ -338,6 +386,7 @@ class _Transfer:
             persons, cursor = ctx.pipedrive.list_persons_page(cp.cursor, limit=self.page_size)
             ctx.person_org_names(persons)
             self.run.total = max(self.run.total, self.run.done + len(persons))
+            self._start_page(persons, mapping.person_emails)
             for person in persons:
                 self._one_person(person, index)
             cp.cursor, cp.finished = cursor, not cursor
@@ -362,6 +411,21 @@ class _Transfer:
             index.add({"id": result.target_id, "emails": [{"email": result.email}]})
         elif result and result.record and found is not None:
             index.replace(found, result.record)
+
+    def _start_page(self, records: list[dict], emails_of: Callable[[dict], list[str]]) -> None:
+        """Which of the page's records, and which of its emails, this run already moved."""
+        self.done, self.emails = set(), {}
+        # Events hold ids and emails as the database could store them: look those up.
+        ids = _stored_forms(str(r.get("id") or "") for r in records)
+        emails = _stored_forms(e for r in records for e in emails_of(r)[:1] if e)
+        if not ids:
+            return
+        found = self.run.events.filter(Q(record_id__in=list(ids)) | Q(email__in=list(emails)))
+        for record_id, email in found.order_by("pk").values_list("record_id", "email"):
+            raw_ids = ids.get(record_id, [record_id])
+            self.done.update(raw_ids)
+            for raw_email in emails.get(email, []):
+                self.emails.setdefault(raw_email, raw_ids[0])
 
     # --- one record -------------------------------------------------------------------------
     def _refuse(self, record_id: str, email: str, reason: str) -> None:
@@ -419,11 +483,16 @@ class _Transfer:
         return RecordResult(Outcome.FAILED, email=email, record_id=record_id, reason=reason)
 
     def _log(self, result: RecordResult) -> None:
-        """Record the event; a database refusing its details never stops the run."""
+        """Record the event and count it; a database refusing its details never stops the run."""
+        if self._store_event(result):
+            self.counts[result.outcome] = self.counts.get(result.outcome, 0) + 1
+            self.conflict_count += bool(result.conflict)
+
+    def _store_event(self, result: RecordResult) -> bool:
         try:
             with transaction.atomic():
                 result.log(self.ctx, self.run.direction, run=self.run)
-            return
+            return True
         except DatabaseError as exc:
             log.warning("transfer %s: event for %s refused: %s", self.run.pk, result.record_id, exc)
         labels = self.ctx.spec.labels
@@ -438,8 +507,10 @@ class _Transfer:
                     changes=sanitize.json_safe(result.changes(labels)),
                     run=self.run,
                 )
+            return True
         except DatabaseError:
             log.exception("transfer %s: no event could be stored for %s", self.run.pk, result)
+        return False
 
     def _preview(self, result: RecordResult) -> None:
         if len(self.preview) >= PREVIEW_LIMIT:
@@ -451,11 +522,10 @@ class _Transfer:
     # --- progress ---------------------------------------------------------------------------
     def save_counts(self, final: bool = False) -> None:
         run = self.run
-        counts = dict(run.events.values_list("outcome").annotate(n=Count("id")))
         for name in COUNTED:
-            setattr(run, name, counts.get(name, 0))
-        run.done = sum(counts.values())
-        run.conflicts = run.events.filter(changes__has_key="conflicts").count()
+            setattr(run, name, self.counts.get(name, 0))
+        run.done = sum(self.counts.values())
+        run.conflicts = self.conflict_count
         if final or run.total < run.done:
             run.total = run.done
         run.api_calls = self.calls_before + self.ctx.api_calls

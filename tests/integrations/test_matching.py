@@ -1,5 +1,9 @@
 """Matching by email: normalised, exact, every email, never by a missing email."""
 
+import random
+
+import pytest
+
 from integrations.sync.mapping import person_emails, prospect_emails
 from integrations.sync.matching import EmailIndex, duplicate_emails, normalise_email
 
@@ -54,3 +58,32 @@ def test_a_replaced_record_is_found_in_its_new_version():
     index = EmailIndex.build([old], prospect_emails)
     index.replace(old, new)
     assert index.find(["p@a.example"]) is new
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_index_answers_like_a_plain_scan_after_random_adds_and_replacements(seed):
+    """Replacing a record touches only its own emails' entries, and every look-up still
+    finds exactly the current records a scan would (the newest version of each)."""
+    rng = random.Random(seed)
+    pool = [f"e{n}@x.example" for n in range(12)]
+
+    def record(n: int) -> dict:
+        return {"id": n, "emails": [{"email": e} for e in rng.sample(pool, rng.randint(0, 3))]}
+
+    index = EmailIndex(prospect_emails)
+    current: list[dict] = []  # the reference: records in the order they were first added
+    for step in range(300):
+        if current and rng.random() < 0.5:
+            position = rng.randrange(len(current))
+            old = current[position]
+            new = {**record(old["id"]), "emails": old["emails"] + record(0)["emails"][:1]}
+            index.replace(old, new)
+            current[position] = new
+        else:
+            new = record(step + 1000)
+            index.add(new)
+            current.append(new)
+        email = rng.choice(pool)
+        expected = [r for r in current if email in prospect_emails(r)]
+        found = index.candidates([email])
+        assert sorted(map(id, found)) == sorted(map(id, expected)), f"seed={seed} step={step}"
