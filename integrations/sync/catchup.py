@@ -23,7 +23,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from integrations.models import Integration, PendingChange, RecordLink
-from integrations.sync import baseline, mapping, sanitize, threeway
+from integrations.sync import baseline, mapping, profiles, sanitize, threeway
 from integrations.sync.context import SyncContext, link_key
 from integrations.sync.queue import store_change
 
@@ -163,7 +163,12 @@ def _snovio_changes(
                 integration, now, "prospect.change", {"prospect": prospect}, prospect_id
             )
     integration.baseline_lists = sorted(known)
-    return found
+    # Rows carry names and emails only: a few linked profiles are re-read by id each time.
+    return found + profiles.recheck(
+        ctx,
+        links,
+        lambda p: _store_found(integration, now, "prospect.change", {"prospect": p}, p["id"]),
+    )
 
 
 def _created_after_launch(integration: Integration, lists: list[dict], list_id: str) -> bool:

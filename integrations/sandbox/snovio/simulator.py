@@ -90,6 +90,10 @@ class SnovioSimulator(AuthMixin, ProspectsMixin, CampaignsMixin, WebhooksMixin):
     def event_choices(self) -> list[tuple[str, str]]:
         return list(C.TRIGGER_LABELS.items())
 
+    def prospects(self) -> list[dict]:
+        """Every prospect with everything the sandbox holds about it (no API answer has all)."""
+        return [self._prospect_record(p) for p in self.state["prospects"].values()]
+
     def prospect_emails(self) -> list[str]:
         return [p["emails"][0]["email"] for p in self.state["prospects"].values() if p["emails"]]
 
@@ -167,7 +171,7 @@ class SnovioSimulator(AuthMixin, ProspectsMixin, CampaignsMixin, WebhooksMixin):
                 prospect = self._new_prospect(_seed_fields(fields), email, status)
             self._join(lst, prospect)
             self.sandbox.save()
-        return self._prospect_out(prospect)
+        return self._prospect_record(prospect)
 
     def add_prospects(self, list_id, n: int, prefix: str = "prospect") -> list[dict]:
         start = self.state["next"]["prospect"]
@@ -191,7 +195,7 @@ class SnovioSimulator(AuthMixin, ProspectsMixin, CampaignsMixin, WebhooksMixin):
                 raise ValueError(f"No Snov.io prospect {email_or_id!r}")
             self._apply(prospect, _seed_fields(fields))
             self.sandbox.save()
-        return self._prospect_out(prospect)
+        return self._prospect_record(prospect)
 
     def expire_tokens(self) -> None:
         """Forget issued tokens without touching the credentials (a token died early)."""
