@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from integrations import services
 from integrations.models import Integration
 from integrations.sync import realtime, receivers, runs
 
@@ -26,7 +27,9 @@ def process_pending(integration_id: int) -> str:
 
 
 def catch_up(integration_id: int) -> str:
-    return runs.catch_up_integration(integration_id)
+    result = runs.catch_up_integration(integration_id)
+    services.notice_schema_drift(integration_id)  # deleted stages, lists, fields...
+    return result
 
 
 def catch_up_all() -> str:

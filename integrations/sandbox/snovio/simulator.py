@@ -153,6 +153,13 @@ class SnovioSimulator(AuthMixin, ProspectsMixin, CampaignsMixin, WebhooksMixin):
             lst["isDeleted"], lst["deletedAt"] = True, self._now()
             self.sandbox.save()
 
+    def rename_list(self, list_name_or_id, name: str) -> None:
+        if not name.strip():
+            raise ValueError("A new name is required")
+        with self.sandbox.lock:
+            self._list_named(list_name_or_id)["name"] = name.strip()
+            self.sandbox.save()
+
     def add_custom_field(self, label: str, type: str = "string", required: bool = False) -> None:
         if type not in C.CUSTOM_FIELD_TYPES:
             raise ValueError(f"Snov.io custom fields are one of {C.CUSTOM_FIELD_TYPES}")
