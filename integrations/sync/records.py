@@ -75,8 +75,8 @@ class RecordResult:
             ]
             if kept:
                 text += f"{'; ' if text else ''}kept the source app's {', '.join(kept)}"
-        if self.problems:
-            text += f"{'; ' if text else ''}" + "; ".join(self.problems)
+        if self.problems:  # once each: a row and its profile may report the same cleaning
+            text += f"{'; ' if text else ''}" + "; ".join(dict.fromkeys(self.problems))
         return text
 
     def log(self, ctx: SyncContext, direction: str, run=None) -> SyncEvent:
@@ -120,8 +120,10 @@ def prospect_to_pipedrive(
     email = mapping.prospect_email(prospect)
     result = RecordResult(Outcome.UNCHANGED, email=email, record_id=str(prospect.get("id") or ""))
     key = link_key(email, prospect.get("id"))
+    notes: list[str] = []
     if needs_profile(ctx, prospect, person, key):
-        prospect = sanitize.clean_prospect(ctx.snovio.complete(prospect)).record
+        cleaned = sanitize.clean_prospect(ctx.snovio.complete(prospect))
+        prospect, notes = cleaned.record, list(cleaned.notes)  # the profile, made storable
     snovio_now = mapping.snovio_values(prospect, spec)
     if not email and ctx.integration.only_with_email:
         result.outcome, result.reason = Outcome.SKIPPED, NO_EMAIL
@@ -129,7 +131,7 @@ def prospect_to_pipedrive(
             ctx.save_link(key, prospect_id=prospect.get("id"), snovio_values=snovio_now)
         return result
     mapped = mapping.prospect_to_person(prospect, spec)
-    result.problems = list(mapped.problems)
+    result.problems = [*mapped.problems, *notes]
     _org_spelling(ctx, mapped.values, person)
 
     if person is None:
