@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from django.utils import timezone
 
 from integrations.models import Integration, PendingChange, RecordLink
-from integrations.sync import mapping, profiles, sanitize, threeway
+from integrations.sync import mapping, sanitize, threeway
 from integrations.sync.context import SyncContext, link_key
 from integrations.sync.locks import integration_lock
 
@@ -37,7 +37,6 @@ def take_baseline(integration: Integration, ctx: SyncContext | None = None) -> i
         lists = ctx.sending_list_ids_from(ctx.snovio.get_user_lists())
         for list_id in lists:
             recorded += record_prospects(ctx, ctx.snovio.iter_prospects(list_id))
-        profiles.complete_bases(ctx, integration)  # list rows lack position, company...
     integration.baseline_lists = lists
     integration.baseline_at = timezone.now()
     Integration.objects.filter(pk=integration.pk).update(

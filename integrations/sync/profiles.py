@@ -4,8 +4,8 @@ of a field its list rows do not carry.
 Snov.io's prospect-list rows document names and emails only; position, company and
 location are in the profile answered by get-prospect-by-id, one call each within 60
 requests a minute (docs/specs/snovio-shapes.md). So each catch-up re-reads the profiles of
-the linked prospects checked longest ago, at most `SNOVIO_PROFILE_RECHECKS` of them (60 by
-default: a fifth of Snov.io's budget over a 5-minute schedule), and a profile that differs
+the linked prospects checked longest ago, at most `SNOVIO_PROFILE_RECHECKS` of them (30 by
+default: a tenth of Snov.io's budget over a 5-minute schedule), and a profile that differs
 from its base becomes a change like any other. Every linked prospect is re-checked once per
 (linked prospects / SNOVIO_PROFILE_RECHECKS) catch-ups.
 """
@@ -23,7 +23,7 @@ from integrations.sync.context import SyncContext
 
 
 def per_catch_up() -> int:
-    return max(0, int(getattr(settings, "SNOVIO_PROFILE_RECHECKS", 60)))
+    return max(0, int(getattr(settings, "SNOVIO_PROFILE_RECHECKS", 30)))
 
 
 def due(links: Iterable[RecordLink], limit: int) -> list[RecordLink]:
@@ -66,7 +66,7 @@ def _complete_base(link: RecordLink, profile: dict, values: dict) -> None:
     The first profile read records them as they are: SyncBridge cannot tell a value held at
     launch from an edit made before that first read (a profile has one lastUpdateDate for all
     its fields), and rewriting a launch value would be worse than missing that edit. The
-    baseline reads the first profiles itself (`complete_bases`), oldest links first after."""
+    links read first are the oldest: the baseline's, from the first catch-up after launch."""
     side_base = dict(link.base[threeway.SNOVIO])
     missing = [key for key in values if key not in side_base]
     if not missing:
@@ -74,18 +74,3 @@ def _complete_base(link: RecordLink, profile: dict, values: dict) -> None:
     side_base.update({key: values[key] for key in missing})
     link.base = {**link.base, threeway.SNOVIO: side_base}
     RecordLink.objects.filter(pk=link.pk).update(base=link.base, updated_at=timezone.now())
-
-
-def complete_bases(ctx: SyncContext, integration) -> int:
-    """Right after the baseline: read the profiles of up to `per_catch_up()` prospects it
-    recorded from list rows, so their position, company and location have a base at once."""
-    links = RecordLink.objects.filter(integration=integration).exclude(snovio_prospect_id="")
-    done = 0
-    for link in due(links, per_catch_up()):
-        profile = ctx.snovio.get_prospect_by_id(link.snovio_prospect_id)
-        if profile is None:
-            continue
-        profile = sanitize.clean_prospect(profile).record
-        _complete_base(link, profile, mapping.snovio_values(profile, ctx.spec))
-        done += 1
-    return done
