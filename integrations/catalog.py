@@ -180,14 +180,33 @@ FETCHERS = {Provider.SNOVIO: fetch_snovio, Provider.PIPEDRIVE: fetch_pipedrive}
 # --- reading the stored catalogue -----------------------------------------------------------
 
 
+# Items deleted in the account stay in the stored catalogue with this flag, so settings that
+# still point at them can show their last known name ("Qualified (deleted)").
+REMOVED = "removed"
+
+
+def live_items(items: Iterable[dict] | None) -> list[dict]:
+    return [item for item in items or [] if not item.get(REMOVED)]
+
+
+def removed_items(kind: str, before: Iterable[dict], now: Iterable[dict]) -> list[dict]:
+    """What `before` held (live or already removed) that `now` lacks, flagged removed."""
+    present = {identity(kind, item) for item in now}
+    return [{**item, REMOVED: True} for item in before if identity(kind, item) not in present]
+
+
 class Catalog:
     """The stored catalogue of one integration, loaded with one query."""
 
     def __init__(self, rows: Iterable[RemoteCatalog]):
         self._items: dict[str, list[dict]] = {}
+        self._gone: dict[str, dict[str, dict]] = {}
         self._refreshed: dict[str, datetime] = {}
         for row in rows:
-            self._items[row.kind] = list(row.items or [])
+            self._items[row.kind] = live_items(row.items)
+            self._gone[row.kind] = {
+                identity(row.kind, item): item for item in row.items or [] if item.get(REMOVED)
+            }
             self._refreshed[row.kind] = row.refreshed_at
         self._index = {
             kind: {identity(kind, item): item for item in items}
@@ -214,8 +233,12 @@ class Catalog:
         return self.get(kind, ident) is not None
 
     def name(self, kind: str, ident: Any, default: str = "") -> str:
+        """The item's name; one deleted in the account keeps its last known name, marked."""
         item = self.get(kind, ident)
-        return item["name"] if item else default
+        if item:
+            return item["name"]
+        gone = self._gone.get(kind, {}).get(str(ident)) if ident not in (None, "") else None
+        return f"{gone['name']} (deleted)" if gone else default
 
     @property
     def refreshed_at(self) -> datetime | None:
@@ -381,10 +404,10 @@ def refresh_catalog(
                         defaults={"items": items, "refreshed_at": now},
                     )
                     continue
-                change = diff(kind, row.items or [], items)
+                change = diff(kind, live_items(row.items), items)
                 if change:
                     result.changes.append(change)
-                row.items = items
+                row.items = items + removed_items(kind, row.items or [], items)
                 row.refreshed_at = now
                 row.save(update_fields=["items", "refreshed_at"])
     if result.changed or result.loaded:

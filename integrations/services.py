@@ -105,6 +105,18 @@ def refresh(
     return result, problems
 
 
+def notice_schema_drift(integration_id: int) -> list[Problem]:
+    """The scheduled catch-up's check of the accounts' setup, as Refresh does it: a stage,
+    pipeline, list or field the settings use that was deleted marks the problem and sets a
+    running integration to Connection failed. A remote that cannot be reached changes
+    nothing here (the catch-up reports its own errors)."""
+    integration = Integration.objects.select_related("pipedrive", "snovio").get(pk=integration_id)
+    if not integration.launched_at or integration.status not in (Status.ACTIVE, Status.PAUSED):
+        return []
+    result, problems = refresh(integration)
+    return [] if result.errors else problems
+
+
 def ensure_catalog(integration: Integration) -> catalog.RefreshResult | None:
     """Load the catalogue of a connected account that was never loaded."""
     providers = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from integrations import campaign_events
+from integrations import campaign_events, services
 from integrations.models import Integration
 from integrations.sync import history, realtime, receivers, runs
 
@@ -30,8 +30,10 @@ def process_pending(integration_id: int) -> str:
 
 
 def catch_up(integration_id: int) -> str:
-    """Contacts the webhooks missed, then the webhooks themselves and the campaign events."""
+    """Contacts the webhooks missed, the accounts' setup (deleted stages, lists, fields...),
+    then the webhooks themselves and the campaign events."""
     found = runs.catch_up_integration(integration_id)
+    services.notice_schema_drift(integration_id)
     log.info("integration %s: %s", integration_id, campaign_events.recover(integration_id))
     return found
 

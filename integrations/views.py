@@ -238,6 +238,13 @@ def pipedrive_callback(request: HttpRequest) -> HttpResponse:
     else:
         integration = owned_integration(request, pk)
         back = redirect("integrations:connect", pk=integration.pk)
+    if request.GET.get("error") == "user_denied":
+        messages.error(
+            request,
+            "You chose not to give SyncBridge access to Pipedrive, so nothing was connected. "
+            "Click “Connect Pipedrive” when you want to try again.",
+        )
+        return back
     if request.GET.get("error") or not request.GET.get("code"):
         reason = request.GET.get("error") or "no authorisation code"
         messages.error(request, f"Pipedrive access was not granted ({reason}).")

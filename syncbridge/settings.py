@@ -135,6 +135,8 @@ PIPEDRIVE_BUDGET_RESERVE = env.float("PIPEDRIVE_BUDGET_RESERVE", default=0.1)
 PIPEDRIVE_DAILY_BUDGET = env.int("PIPEDRIVE_DAILY_BUDGET", default=0)
 SNOVIO_API_URL = env("SNOVIO_API_URL", default="https://api.snov.io").rstrip("/")
 SNOVIO_RATE_LIMIT = env.int("SNOVIO_RATE_LIMIT", default=60)  # requests per minute
+# Linked prospects whose profile each catch-up re-reads by id (list rows lack position etc.).
+SNOVIO_PROFILE_RECHECKS = env.int("SNOVIO_PROFILE_RECHECKS", default=30)
 
 HTTP_TIMEOUT = env.float("HTTP_TIMEOUT", default=15.0)
 HTTP_MAX_RETRIES = env.int("HTTP_MAX_RETRIES", default=4)

@@ -6,6 +6,9 @@ POST /_sandbox/reset        forget everything and re-seed (`{"seed": false}` for
 POST /_sandbox/faults       inject `{remote, kind, count, path, delay, method}`
 POST /_sandbox/rate-limit   `{remote, limit, period}`; limit null turns it off
 POST /_sandbox/events       fire a Snov.io campaign event (form or JSON)
+POST /_sandbox/schema       change an account's setup: `{what, id, action, name}` with `what`
+                            stage | pipeline | person_field | list, `action` delete | rename
+                            (so "Connection failed" can be tried from the demo)
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 from django.conf import settings
 
 from integrations.sandbox.core import Sandbox, SandboxResponse, json_response
+from integrations.sandbox.pipedrive.common import ApiError
 
 
 def _data(headers: dict, body: bytes) -> dict:
@@ -74,7 +78,53 @@ def handle(sandbox: Sandbox, method: str, raw_path: str, headers: dict, body: by
             page = index_page(sandbox, notice=f"Event fired: {result.get('summary', '')}")
             return SandboxResponse(200, page, content_type="text/html; charset=utf-8")
         return json_response({"success": True, **result})
+    if path == "/_sandbox/schema" and method == "POST":
+        try:
+            done = change_schema(sandbox, data)
+        except (ApiError, ValueError, KeyError) as exc:
+            return json_response({"success": False, "error": _reason(exc)}, 400)
+        if "json" not in {k.lower(): v for k, v in headers.items()}.get("accept", ""):
+            page = index_page(sandbox, notice=done)
+            return SandboxResponse(200, page, content_type="text/html; charset=utf-8")
+        return json_response({"success": True, "done": done})
     return json_response({"success": False, "error": f"No sandbox page {method} {path}"}, 404)
+
+
+SCHEMA_CHANGES = {
+    ("stage", "delete"): lambda box, ident, name: box.pipedrive.delete_stage(int(ident)),
+    ("stage", "rename"): lambda box, ident, name: box.pipedrive.rename_stage(int(ident), name),
+    ("pipeline", "delete"): lambda box, ident, name: box.pipedrive.delete_pipeline(int(ident)),
+    ("pipeline", "rename"): lambda box, ident, name: box.pipedrive.rename_pipeline(
+        int(ident), name
+    ),
+    ("person_field", "delete"): lambda box, ident, name: box.pipedrive.delete_person_field(ident),
+    ("person_field", "rename"): lambda box, ident, name: box.pipedrive.rename_person_field(
+        ident, name
+    ),
+    ("list", "delete"): lambda box, ident, name: box.snovio.delete_list(ident),
+    ("list", "rename"): lambda box, ident, name: box.snovio.rename_list(ident, name),
+}
+
+
+def change_schema(sandbox: Sandbox, data: dict) -> str:
+    """Delete or rename a stage, pipeline, custom person field or Snov.io list."""
+    what, action = str(data.get("what", "")), str(data.get("action", ""))
+    ident, name = str(data.get("id", "")).strip(), str(data.get("name", "")).strip()
+    change = SCHEMA_CHANGES.get((what, action))
+    if change is None:
+        raise ValueError("what is stage, pipeline, person_field or list; action delete or rename")
+    if not ident:
+        raise ValueError("id is required")
+    try:
+        change(sandbox, ident, name)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(str(exc) or f"{what} {ident!r} cannot be changed") from exc
+    done = "deleted" if action == "delete" else f"renamed to “{name}”"
+    return f"{what.replace('_', ' ').capitalize()} {ident} {done}."
+
+
+def _reason(exc: Exception) -> str:
+    return str(getattr(exc, "message", "") or exc)
 
 
 def index_page(sandbox: Sandbox, notice: str = "") -> str:
@@ -108,6 +158,19 @@ API Secret <code>{e(settings.SANDBOX_SNOVIO_CLIENT_SECRET)}</code></li></ul>
 <label>Prospect <select name="email">{emails}</select></label>
 <label>Campaign name <input name="campaign" value="Demo outreach"></label>
 <button type="submit">Fire event</button></form>
+<h2>Change an account's setup</h2>
+<p>Delete or rename what SyncBridge's settings point at, then press Refresh in SyncBridge
+(or wait for the next catch-up) to see “Connection failed” and the problem marked.</p>
+<form method="post" action="/_sandbox/schema" id="change-schema">
+<label>What <select name="what"><option value="stage">Pipedrive stage (id)</option>
+<option value="pipeline">Pipedrive pipeline (id)</option>
+<option value="person_field">Pipedrive custom person field (key)</option>
+<option value="list">Snov.io list (id or name)</option></select></label>
+<label>Id, key or name <input name="id" required></label>
+<label>Action <select name="action"><option value="delete">Delete</option>
+<option value="rename">Rename</option></select></label>
+<label>New name (rename) <input name="name"></label>
+<button type="submit">Apply</button></form>
 <h2>State</h2><table>{rows}</table>
 <h2>Latest webhook deliveries</h2><ul id="deliveries">{deliveries or "<li>none yet</li>"}</ul>
 </body></html>"""

@@ -5,14 +5,15 @@ minute), sends `Authorization: Bearer <token>`, renews the token once on a 401 a
 up with `AuthError`. Any other 4xx, or a 200 with `"success": false`, is a permanent
 `RemoteError`; exhausted retries on 5xx/timeouts are `RemoteError(permanent=False)`.
 
-Prospects come back in one shape (docs/architecture.md): `{id, name, firstName, lastName,
-emails: [{email, status, isVerified}], position, companyName, companySite, phones, country,
-locality, customFields: {<label>: value}, lists?}` plus whatever else Snov.io sent.
-
-Not verified against the live API (the public docs show no example): whether prospect-list
-rows carry `position`, `companyName`, `phones` and `customFields`, and whether the by-id / by-email
-answers carry `emails` and `customFields`. `get-prospect-by-id` documents the job under
-`currentJob[]`; `_prospect()` reads either place.
+Prospects come back in one shape (docs/specs/snovio-shapes.md): `{id, name, firstName,
+lastName, ...}` holding *only the fields the answer carried*, so a field Snov.io did not send
+is unknown, never read as empty:
+- a prospect-list row documents `id`, `name`, `firstName`, `lastName` and `emails[]` only;
+- get-prospect-by-id and get-prospects-by-email document the profile (`country`,
+  `locality`, `currentJob[]` -> `position`, `companyName`, `companySite`, `lists`, ...) but
+  no `emails`, `phones` or `customFields`. A by-email answer gets the email it was asked
+  for (Snov.io matched on it); a by-id answer gets none.
+`has_detail(prospect)` tells a profile (by id or email) from a bare list row.
 """
 
 from __future__ import annotations
@@ -99,8 +100,19 @@ class SnovioClient:
         return self._call("POST", ADD_PROSPECT_PATH, data=form, idempotent=True)
 
     def get_prospect_by_email(self, email: str) -> list[dict]:
+        """The prospects Snov.io holds under `email` (an exact match), each with that email:
+        the answer documents no `emails` field, but the match was made on it."""
         body = self._call("POST", PROSPECTS_BY_EMAIL_PATH, data={"email": email}, idempotent=True)
-        return [_prospect(p) for p in _rows(body.get("data"))]
+        found = [_prospect(p) for p in _rows(body.get("data"))]
+        for prospect in found:
+            prospect.setdefault("emails", [{"email": email}])
+        return found
+
+    def complete(self, prospect: dict) -> dict:
+        """A list row with its profile read by id (one call); a profile is returned as is."""
+        if has_detail(prospect) or not prospect.get("id"):
+            return prospect
+        return with_detail(prospect, self.get_prospect_by_id(prospect["id"]))
 
     def get_prospect_by_id(self, prospect_id) -> dict | None:
         body = self._call(
@@ -257,29 +269,50 @@ def _phone(value: Any) -> str:
     return str(value or "")
 
 
+# Keys only a profile answer (by id or by email) carries; a list row has none of them.
+DETAIL_KEY = "currentJob"
+
+
+def has_detail(prospect: dict) -> bool:
+    """Whether the prospect came from a profile answer (position, company, location known)."""
+    return DETAIL_KEY in prospect
+
+
+def with_detail(row: dict, profile: dict | None) -> dict:
+    """A list row completed with its profile (the row's emails kept: profiles have none)."""
+    if not profile:
+        return row
+    return {**row, **{k: v for k, v in profile.items() if k != "emails"}}
+
+
 def _prospect(raw: dict) -> dict:
-    """One prospect shape whichever endpoint it came from."""
-    job = next(iter(raw.get("currentJob") or raw.get("currentJobs") or []), None) or {}
+    """One prospect shape whichever endpoint it came from; absent fields stay absent."""
+    out = dict(raw)
     first, last = raw.get("firstName") or "", raw.get("lastName") or ""
-    emails = []
-    for entry in raw.get("emails") or []:
-        entry = entry if isinstance(entry, dict) else {"email": entry}
-        emails.append({**entry, "status": entry.get("status") or "", "email": entry.get("email")})
-    return {
-        **raw,
-        "id": raw.get("id"),
-        "name": raw.get("name") or f"{first} {last}".strip(),
-        "firstName": first,
-        "lastName": last,
-        "emails": emails,
-        "position": raw.get("position") or job.get("position") or "",
-        "companyName": raw.get("companyName") or job.get("companyName") or "",
-        "companySite": raw.get("companySite") or job.get("site") or "",
-        "phones": [_phone(p) for p in raw.get("phones") or [] if _phone(p)],
-        "country": raw.get("country") or "",
-        "locality": raw.get("locality") or "",
-        "customFields": _custom_fields(raw.get("customFields")),
-    }
+    out["id"] = raw.get("id")
+    if any(k in raw for k in ("name", "firstName", "lastName")):
+        out["name"] = raw.get("name") or f"{first} {last}".strip()
+        out["firstName"], out["lastName"] = first, last
+    if "emails" in raw:
+        emails = []
+        for entry in raw.get("emails") or []:
+            entry = entry if isinstance(entry, dict) else {"email": entry}
+            emails.append({**entry, "email": entry.get("email")})
+        out["emails"] = emails
+    jobs = raw.get("currentJob", raw.get("currentJobs"))
+    if jobs is not None:
+        job = next(iter(jobs or []), None) or {}
+        out[DETAIL_KEY] = jobs or []
+        out["position"] = raw.get("position") or job.get("position") or ""
+        out["companyName"] = raw.get("companyName") or job.get("companyName") or ""
+        out["companySite"] = raw.get("companySite") or job.get("site") or ""
+        out["country"] = raw.get("country") or ""
+        out["locality"] = raw.get("locality") or ""
+    if "phones" in raw:
+        out["phones"] = [_phone(p) for p in raw.get("phones") or [] if _phone(p)]
+    if "customFields" in raw:
+        out["customFields"] = _custom_fields(raw.get("customFields"))
+    return out
 
 
 def _custom_fields(value: Any) -> dict:

@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from integrations.models import Integration, PendingChange, RecordLink
 from integrations.snovio.constants import MAX_PER_PAGE, RATE_LIMIT_PER_MINUTE
-from integrations.sync import baseline, mapping, queue, sanitize, threeway
+from integrations.sync import baseline, mapping, profiles, queue, sanitize, threeway
 from integrations.sync.context import SyncContext, link_key
 from integrations.sync.queue import store_change
 
@@ -211,6 +211,9 @@ def _snovio_changes(
     sizes = {str(x["id"]): int(x.get("contacts") or 0) for x in lists}
     seen_sizes: dict = state.get("sizes") or {}
     budget = snovio_calls_per_cycle() - 1  # the lists' listing above
+    # Rows carry names and emails only: some of the cycle's calls re-read linked profiles.
+    profile_share = min(profiles.per_catch_up(), budget // 2)
+    budget -= profile_share
     for list_id in sending:
         if list_id in known:
             continue
@@ -232,7 +235,12 @@ def _snovio_changes(
     state["sizes"] = {list_id: sizes.get(list_id, 0) for list_id in sending}
     _recheck(state, sending, sizes, budget, check, now)
     integration.baseline_lists = sorted(known)
-    return check.found
+    return check.found + profiles.recheck(
+        ctx,
+        integration,
+        profile_share,
+        lambda p: _store_found(integration, now, "prospect.change", {"prospect": p}, p["id"]),
+    )
 
 
 def _newest_pages(before: int, size: int) -> list[int]:

@@ -308,7 +308,17 @@ class SyncContext:
             base[threeway.PIPEDRIVE] = mapping.pipedrive_values(person, self.spec)
             base.pop(threeway.CREATING_PIPEDRIVE, None)
         if snovio_values is not None:
-            base[threeway.SNOVIO] = {p.snovio: snovio_values.get(p.snovio) for p in self.spec.pairs}
+            # A field the Snov.io answer did not carry keeps its recorded value (unknown is
+            # not empty: docs/specs/snovio-shapes.md); one never recorded stays unrecorded.
+            # Constant fields are kept too: Snov.io never returns custom fields, so the base is
+            # the only way to know a constant was already written.
+            old = base.get(threeway.SNOVIO) or base.get(threeway.CREATING_SNOVIO) or {}
+            snovio_values = {
+                key: snovio_values[key] if key in snovio_values else old[key]
+                for key in self.spec.snovio_read_fields
+                if key in snovio_values or key in old
+            }
+            base[threeway.SNOVIO] = snovio_values
             base.pop(threeway.CREATING_SNOVIO, None)
         if person is not None and snovio_values is not None:
             in_snovio_space = mapping.person_to_prospect(person, self.spec).values

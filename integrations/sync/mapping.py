@@ -220,10 +220,48 @@ def snovio_raw(prospect: Mapping, key: str) -> Any:
     return prospect.get(key)
 
 
+def snovio_known(prospect: Mapping, key: str) -> bool:
+    """Whether the answer the prospect came from carried this field at all: Snov.io's list
+    rows and profiles each document only some fields (docs/specs/snovio-shapes.md), and a
+    field it did not send is unknown, not empty."""
+    if key == "email":
+        return "email" in prospect or "emails" in prospect
+    if key == "name":
+        return any(k in prospect for k in ("name", "fullName", "firstName", "lastName"))
+    if fs.snovio_custom_name(key) is not None:
+        return "customFields" in prospect
+    return key in prospect
+
+
+def prospect_with_base(prospect: Mapping, side_base: Mapping | None) -> dict:
+    """The prospect with each field its answer did not carry taken from the link's Snov.io
+    base (the value SyncBridge last saw or wrote there): unknown counts as unchanged."""
+    out = dict(prospect)
+    custom: dict[str, Any] | None = None
+    for key, value in (side_base or {}).items():
+        if key == "email" or snovio_known(prospect, key):
+            continue
+        name = fs.snovio_custom_name(key)
+        if name is not None:
+            custom = {} if custom is None else custom
+            custom[name] = value
+        elif key == "phones":
+            out["phones"] = [] if is_empty(value) else [value]
+        else:
+            out[key] = "" if value is None else value
+    if custom is not None:
+        out["customFields"] = custom
+    return out
+
+
 def snovio_values(prospect: Mapping, spec: MappingSpec, keys: Iterable[str] | None = None) -> dict:
-    """The prospect's mapped fields in the Snov.io comparison space."""
+    """The prospect's mapped fields in the Snov.io comparison space (known fields only)."""
     keys = list(keys) if keys is not None else spec.snovio_fields
-    return {k: coerce(snovio_raw(prospect, k), spec.snovio_type(k)) for k in keys}
+    return {
+        k: coerce(snovio_raw(prospect, k), spec.snovio_type(k))
+        for k in keys
+        if snovio_known(prospect, k)
+    }
 
 
 # --- reading a Pipedrive person --------------------------------------------------------------
@@ -328,6 +366,8 @@ def prospect_to_person(prospect: Mapping, spec: MappingSpec) -> Mapped:
     values: dict[str, Any] = {}
     problems: list[str] = []
     for pair in spec.pairs:
+        if not snovio_known(prospect, pair.snovio):
+            continue  # Snov.io did not send it: nothing to carry, nothing to compare
         target_type = spec.pipedrive_type(pair.pipedrive)
         value = coerce(snovio_raw(prospect, pair.snovio), target_type)
         if target_type in (fs.ENUM, fs.SET):

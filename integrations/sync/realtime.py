@@ -38,7 +38,6 @@ Outcome = SyncEvent.Outcome
 ErrorKind = PendingChange.ErrorKind
 MAX_ATTEMPTS = 3  # a change that keeps failing for a temporary reason is reported after this
 BATCH = 100  # changes whose contacts are read together (Pipedrive takes 100 ids per call)
-PROSPECTS_PER_PAGE = 100  # Snov.io's prospect-list page
 
 PERSON_KINDS = ("person.create", "person.change", "person.delete")
 PROSPECT_KIND = "prospect.change"
@@ -54,51 +53,22 @@ class Reads:
     prospects: dict[str, dict | None] = field(default_factory=dict)
 
     def prefetch(self, changes: list[PendingChange]) -> None:
+        """Persons of the batch in calls of 100. Prospects are read one by one when needed:
+        Snov.io's list pages carry names and emails only, so paging them saves no call."""
         person_ids: set[int] = set()
-        prospect_ids: set[str] = set()
         for change in changes:
             link = _link_of(self.ctx, change)
             if change.kind in PERSON_KINDS:
                 person_ids.add(_person_id(change))
-            elif change.kind == PROSPECT_KIND:
-                prospect_ids.add(_prospect_id(change))
             if link and link.pipedrive_person_id:
                 person_ids.add(link.pipedrive_person_id)
-            if link and link.snovio_prospect_id:
-                prospect_ids.add(link.snovio_prospect_id)
         person_ids.discard(0)
-        prospect_ids.discard("")
         wanted = person_ids - set(self.persons)
         if wanted:
             found = {int(p["id"]): p for p in self.ctx.pipedrive.get_persons(sorted(wanted))}
             self.ctx.person_org_names(found.values())
             for person_id in wanted:
                 self.persons[person_id] = found.get(person_id)
-        self._prefetch_prospects(prospect_ids - set(self.prospects))
-
-    def _prefetch_prospects(self, wanted: set[str]) -> None:
-        """Snov.io reads prospects one by one (60 requests a minute): when paging the lists
-        they sit in costs fewer calls than that, page them instead."""
-        if len(wanted) < 2:
-            return
-        lists = self.ctx.snovio.get_user_lists()
-        ids = set(self.ctx.sending_list_ids_from(lists))
-        if self.ctx.spec.target_list_id:
-            ids.add(str(self.ctx.spec.target_list_id))
-        sizes = {str(x["id"]): int(x.get("contacts") or 0) for x in lists}
-        pages = sum(-(-sizes.get(list_id, 0) // PROSPECTS_PER_PAGE) for list_id in ids)
-        if pages >= len(wanted):
-            return  # each is read by id when its change is applied
-        missing = set(wanted)
-        for list_id in sorted(ids):
-            for prospect in self.ctx.snovio.iter_prospects(list_id):
-                prospect_id = str(prospect.get("id") or "")
-                if prospect_id in missing:
-                    prospect.setdefault("lists", [{"id": list_id}])
-                    self.prospects[prospect_id] = prospect
-                    missing.discard(prospect_id)
-                if not missing:
-                    return  # the rest of the pages are not needed
 
     def person(self, person_id: int) -> dict | None:
         if person_id not in self.persons:
@@ -106,9 +76,14 @@ class Reads:
             self.persons[person_id] = found[0] if found else None
         return self.persons[person_id]
 
-    def prospect(self, prospect_id: str) -> dict | None:
+    def prospect(self, prospect_id: str, emails: list[str] = ()) -> dict | None:
+        """The prospect's profile read by id, with the emails it is known by (a profile
+        answer carries none: docs/specs/snovio-shapes.md)."""
         if prospect_id not in self.prospects:
-            self.prospects[prospect_id] = self.ctx.snovio.get_prospect_by_id(prospect_id)
+            profile = self.ctx.snovio.get_prospect_by_id(prospect_id)
+            if profile is not None and emails:
+                profile.setdefault("emails", [{"email": e} for e in emails])
+            self.prospects[prospect_id] = profile
         return self.prospects[prospect_id]
 
     def forget(self, person_id: int | None, prospect_id: str | None) -> None:
@@ -174,12 +149,32 @@ def _person_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> str
         return "echo: Pipedrive holds what SyncBridge last synced; nothing to do"
     prospect = None
     if link and link.snovio_prospect_id:
-        prospect = reads.prospect(link.snovio_prospect_id)
+        prospect = _linked_prospect(ctx, link) or reads.prospect(
+            link.snovio_prospect_id, _emails_of(link, mapping.person_emails(person))
+        )
     if prospect is None:
         prospect = _find_prospect(ctx, person)
     if prospect is not None:
         prospect = sanitize.clean_prospect(prospect).record
     return reconcile(ctx, link, prospect, person, change=change)
+
+
+def _linked_prospect(ctx: SyncContext, link: RecordLink) -> dict | None:
+    """A linked prospect as its base records it, so a Pipedrive change costs one Snov.io
+    call (the write) instead of a read by id and a write. Only when nothing flows back to
+    Pipedrive: then Pipedrive's value wins whatever Snov.io holds, and no conflict can arise
+    that the history would have to record. Only the pairs Pipedrive changed are written.
+    Two-way, Snov.io is read by id: an edit made there, not yet seen, is a conflict to settle
+    by the rule and to record (tests/integrations/convergence.py)."""
+    side_base = (link.base or {}).get(threeway.SNOVIO)
+    if side_base is None or "@" not in link.email or ctx.integration.sends_to_pipedrive:
+        return None
+    stand_in = {"id": link.snovio_prospect_id, "emails": [{"email": link.email}]}
+    return mapping.prospect_with_base(stand_in, side_base)
+
+
+def _emails_of(link: RecordLink, fallback: list[str]) -> list[str]:
+    return [link.email] if "@" in link.email else fallback
 
 
 def _unchanged(link: RecordLink | None, side: str, values: dict) -> bool:
@@ -193,7 +188,8 @@ def _prospect_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> s
     if not ctx.integration.sends_to_pipedrive:
         return "ignored: contacts do not flow from Snov.io to Pipedrive in this integration"
     prospect_id = _prospect_id(change)
-    prospect = reads.prospect(prospect_id) if prospect_id else None
+    row = change.payload.get("prospect") or {}
+    prospect = reads.prospect(prospect_id, mapping.prospect_emails(row)) if prospect_id else None
     if prospect is None:
         return f"ignored: prospect {prospect_id or '?'} no longer exists in Snov.io"
     cleaned = sanitize.clean_prospect(prospect)

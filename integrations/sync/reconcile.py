@@ -37,6 +37,8 @@ def reconcile(
     spec = ctx.spec
     ctx.person_org_name(person)
     base = (link.base if link else None) or {}
+    # Fields no Snov.io answer carries (phones, custom fields) are as SyncBridge last saw them.
+    prospect = mapping.prospect_with_base(prospect, base.get(threeway.SNOVIO))
     snovio_now = mapping.snovio_values(prospect, spec)
     pipedrive_now = mapping.pipedrive_values(person, spec)
     seen_at = change.received_at if change else timezone.now()

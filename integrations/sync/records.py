@@ -17,7 +17,8 @@ from typing import Any
 
 from integrations.http import create_once
 from integrations.models import SyncEvent
-from integrations.sync import conflicts, mapping, threeway
+from integrations.snovio.client import has_detail as snovio_has_detail
+from integrations.sync import conflicts, mapping, sanitize, threeway
 from integrations.sync.context import TO_PIPEDRIVE, TO_SNOVIO, SyncContext, link_key
 
 Outcome = SyncEvent.Outcome
@@ -74,8 +75,8 @@ class RecordResult:
             ]
             if kept:
                 text += f"{'; ' if text else ''}kept the source app's {', '.join(kept)}"
-        if self.problems:
-            text += f"{'; ' if text else ''}" + "; ".join(self.problems)
+        if self.problems:  # once each: a row and its profile may report the same cleaning
+            text += f"{'; ' if text else ''}" + "; ".join(dict.fromkeys(self.problems))
         return text
 
     def log(self, ctx: SyncContext, direction: str, run=None) -> SyncEvent:
@@ -118,15 +119,19 @@ def prospect_to_pipedrive(
     spec = ctx.spec
     email = mapping.prospect_email(prospect)
     result = RecordResult(Outcome.UNCHANGED, email=email, record_id=str(prospect.get("id") or ""))
-    snovio_now = mapping.snovio_values(prospect, spec)
     key = link_key(email, prospect.get("id"))
+    notes: list[str] = []
+    if needs_profile(ctx, prospect, person, key):
+        cleaned = sanitize.clean_prospect(ctx.snovio.complete(prospect))
+        prospect, notes = cleaned.record, list(cleaned.notes)  # the profile, made storable
+    snovio_now = mapping.snovio_values(prospect, spec)
     if not email and ctx.integration.only_with_email:
         result.outcome, result.reason = Outcome.SKIPPED, NO_EMAIL
         if not dry_run:  # remembered, so the catch-up reports it again only once it changes
             ctx.save_link(key, prospect_id=prospect.get("id"), snovio_values=snovio_now)
         return result
     mapped = mapping.prospect_to_person(prospect, spec)
-    result.problems = list(mapped.problems)
+    result.problems = [*mapped.problems, *notes]
     _org_spelling(ctx, mapped.values, person)
 
     if person is None:
@@ -182,6 +187,24 @@ def prospect_to_pipedrive(
         person=result.record,
     )
     return result
+
+
+def needs_profile(ctx: SyncContext, prospect: dict, person: dict | None, key: str) -> bool:
+    """Whether a list row must be completed by a by-id read before it is sent: Snov.io's
+    rows carry names and emails only, so a record new to SyncBridge (no person, or no base
+    yet) or whose row differs from its base is read in full; one whose row is as last synced
+    is not (its other fields are re-checked by the catch-up), to stay within 60 calls/min."""
+    if snovio_has_detail(prospect):
+        return False
+    if all(mapping.snovio_known(prospect, k) for k in ctx.spec.snovio_fields):
+        return False  # the mapping reads nothing a list row lacks
+    if person is None:
+        return True
+    link = ctx.link_for(prospect_id=prospect.get("id")) or ctx.link_for(email=key)
+    side_base = (link.base or {}).get(threeway.SNOVIO) if link else None
+    if not side_base:
+        return True
+    return threeway.changed_since(side_base, mapping.snovio_values(prospect, ctx.spec))
 
 
 def drop_same_name(payload: dict, person: dict) -> dict:
@@ -261,6 +284,13 @@ def person_to_snovio(
         answer = ctx.snovio.add_prospect_to_list(
             spec.target_list_id, mapping.prospect_payload(values, email), update=False
         )
+        if answer.get("added") is False and answer.get("id"):
+            # Already in the list: the prospect existed (no write was made); update it instead.
+            existing = _profile(ctx, answer["id"], email)
+            if existing is not None:
+                return person_to_snovio(
+                    ctx, person, existing, sending_wins=sending_wins, dry_run=dry_run
+                )
         result.target_id = str(answer.get("id") or "")
         ctx.save_link(
             email,
@@ -274,10 +304,13 @@ def person_to_snovio(
     match_email = _shared_email(person, prospect) or email
     key = mapping.normalise_email(match_email)
     result.target_id = str(prospect.get("id") or "")
-    current = mapping.snovio_values(prospect, spec, spec.snovio_read_fields)
-    merged = conflicts.merge(
-        current, mapped.values, sending_wins=sending_wins, defaults=mapped.defaults
-    )
+    current = _known_snovio_values(ctx, prospect, key)
+    merged = _merge_into_snovio(current, mapped, sending_wins)
+    if merged.changed and not snovio_has_detail(prospect):
+        # A list row differs (or may: it lacks the profile): read the profile once, compare.
+        prospect = ctx.snovio.complete(prospect)
+        current = _known_snovio_values(ctx, prospect, key)
+        merged = _merge_into_snovio(current, mapped, sending_wins)
     result.merge = merged
     if not merged.changed:
         if not dry_run:
@@ -306,6 +339,33 @@ def person_to_snovio(
         person=person,
     )
     return result
+
+
+def _merge_into_snovio(current: dict, mapped: mapping.Mapped, sending_wins: bool):
+    """Merge a person into a prospect. A field Snov.io never returns and SyncBridge never
+    wrote is unknown: when the receiving side wins conflicts it is left alone, since it
+    may hold a value that cannot be read (only a winning sender writes it blind)."""
+    values = mapped.values
+    if not sending_wins:
+        values = {k: v for k, v in values.items() if k in current}
+    return conflicts.merge(current, values, sending_wins=sending_wins, defaults=mapped.defaults)
+
+
+def _profile(ctx: SyncContext, prospect_id, email: str) -> dict | None:
+    """A prospect read by id, with the email it is known by (profiles carry none)."""
+    profile = ctx.snovio.get_prospect_by_id(prospect_id)
+    if profile is not None:
+        profile.setdefault("emails", [{"email": email}])
+    return profile
+
+
+def _known_snovio_values(ctx: SyncContext, prospect: dict, key: str) -> dict:
+    """The prospect's mapped values; a field no Snov.io answer carries (phones, custom
+    fields) counts as what SyncBridge last wrote there (the link's base), if anything."""
+    link = ctx.link_for(prospect_id=str(prospect.get("id") or "")) or ctx.link_for(email=key)
+    base = (link.base or {}).get(threeway.SNOVIO) if link else None
+    known = mapping.prospect_with_base(prospect, base)
+    return mapping.snovio_values(known, ctx.spec, ctx.spec.snovio_read_fields)
 
 
 def _shared_email(person: dict, prospect: dict) -> str:

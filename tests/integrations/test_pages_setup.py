@@ -120,7 +120,7 @@ def test_denying_pipedrive_access_connects_nothing(client_logged_in, user, sandb
         allow_redirects=False,
     )
     response = client_logged_in.get(deny.headers["Location"], follow=True)
-    assert "Pipedrive access was not granted (access_denied)" in text(response)
+    assert "You chose not to give SyncBridge access to Pipedrive" in text(response)
     integration.refresh_from_db()
     assert integration.pipedrive is None
 

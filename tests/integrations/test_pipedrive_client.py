@@ -94,11 +94,11 @@ def test_an_authorization_code_works_only_once(sandbox):
     assert refused.value.permanent
 
 
-def test_denying_consent_sends_the_user_back_with_access_denied(sandbox):
+def test_denying_consent_sends_the_user_back_with_user_denied(sandbox):
     redirect = consent(oauth.authorization_url("s-9"), decision="deny")
 
     query = parse_qs(urlsplit(redirect.headers["Location"]).query)
-    assert query == {"error": ["access_denied"], "state": ["s-9"]}
+    assert query == {"error": ["user_denied"], "state": ["s-9"]}  # as Pipedrive documents
 
 
 def test_consent_page_refuses_an_unknown_client_or_redirect_uri(sandbox, settings):
@@ -110,23 +110,26 @@ def test_consent_page_refuses_an_unknown_client_or_redirect_uri(sandbox, setting
     assert requests.get(good, timeout=5).status_code == 400
 
 
-def test_refresh_rotates_the_refresh_token_and_keeps_api_domain(connection, sandbox):
+def test_refresh_gives_a_new_access_token_and_keeps_the_refresh_token(connection, sandbox):
     old_access, old_refresh = connection.access_token, connection.refresh_token
 
     oauth.refresh(connection)
 
     connection.refresh_from_db()
     assert connection.access_token != old_access
-    assert connection.refresh_token != old_refresh
+    assert connection.refresh_token == old_refresh  # Pipedrive does not rotate it
     assert connection.api_domain == f"{sandbox.public_url}/pipedrive"
     assert PipedriveClient.for_connection(connection).me()["id"]
 
 
-def test_a_spent_refresh_token_fails_the_connection_permanently(connection, sandbox):
-    spent = connection.refresh_token
-    oauth.refresh(connection)
-    connection.refresh_token = spent  # e.g. restored from an old backup
-    connection.save()
+def test_a_refresh_token_unused_for_60_days_fails_the_connection_permanently(
+    connection, sandbox, clock
+):
+    sandbox.clock = clock
+    oauth.refresh(connection)  # used today: 60 more days
+    clock.advance(59 * 86400)
+    oauth.refresh(connection)  # still good, and its 60 days start again
+    clock.advance(60 * 86400)
 
     with pytest.raises(AuthError) as refused:
         oauth.refresh(connection)
@@ -322,7 +325,7 @@ def test_the_rate_limiter_keeps_a_burst_under_the_remote_limit(client, sandbox, 
 
 
 # --- email matching -------------------------------------------------------------------------
-def test_exact_email_search_ignores_partial_matches(client, sandbox, connection):
+def test_an_exact_email_search_returns_only_exact_matches(client, sandbox, connection):
     box = sandbox.pipedrive
     ann = box.add_person(name="Ann Exact", email="ann@exact.example")
     same = box.add_person(name="Ann Upper", email="ANN@Exact.Example")
@@ -335,7 +338,8 @@ def test_exact_email_search_ignores_partial_matches(client, sandbox, connection)
         headers={"Authorization": f"Bearer {connection.access_token}"},
         timeout=5,
     ).json()
-    assert len(raw["data"]["items"]) == 4  # the trap: partial matches come back too
+    # The v2 spec: "only full exact matches against the given term are returned", any case.
+    assert sorted(i["item"]["id"] for i in raw["data"]["items"]) == sorted([ann["id"], same["id"]])
 
     found = client.find_persons_by_email("  Ann@Exact.example ")
 

@@ -245,12 +245,15 @@ def test_a_prospect_added_from_the_crm_is_unverified_and_keeps_its_fields(empty_
 
     assert result == {"success": True, "id": result["id"], "added": True, "updated": False}
     [found] = snov.get_prospect_by_email("dana.berg@acme.example")
-    assert found["emails"][0]["status"] == "unverified"
-    assert found["emails"][0]["isVerified"] is False
     assert (found["name"], found["position"], found["companyName"]) == ("Dana Berg", "CTO", "Acme")
-    assert found["phones"] == ["+49 30 1234567"]
-    assert found["customFields"] == {"Industry": "Software", "Employees": "50"}
     assert [x["name"] for x in found["lists"]] == ["From Pipedrive"]
+    assert "phones" not in found and "customFields" not in found  # not in the documented answer
+    [row], _ = snov.list_prospects_page(target["id"])
+    assert row["emails"][0]["isVerified"] is None  # never verified: it came from the CRM
+    [stored] = empty_sandbox.snovio.prospects()
+    assert stored["emails"][0]["status"] == "unverified"
+    assert stored["phones"] == ["+49 30 1234567"]
+    assert stored["customFields"] == {"Industry": "Software", "Employees": "50"}
 
 
 def test_an_existing_prospect_changes_only_when_update_contact_is_set(empty_sandbox, snov):
@@ -270,7 +273,7 @@ def test_an_existing_prospect_changes_only_when_update_contact_is_set(empty_sand
     assert (changed["added"], changed["updated"]) == (False, True)
     assert changed["id"] == kept["id"] == prospect["id"]
     assert prospect["position"] == "VP"
-    assert prospect["emails"][0]["status"] == "unverified"
+    assert empty_sandbox.snovio.prospects()[0]["emails"][0]["status"] == "unverified"
 
 
 def test_adding_to_a_list_that_does_not_exist_is_a_permanent_error(snov):
@@ -289,9 +292,15 @@ def test_find_by_email_ignores_case_and_find_by_id_misses_cleanly(empty_sandbox,
     [by_email] = snov.get_prospect_by_email(" mixed.case@EXAMPLE.com ".strip())
     by_id = snov.get_prospect_by_id(added["id"])
 
-    assert by_email["id"] == by_id["id"] == added["id"]
+    [row], _ = snov.list_prospects_page(leads["id"])
+    assert by_email["id"] == by_id["id"] == row["id"] == added["id"]
     assert by_id["companyName"] == "Orbit"
-    assert by_id["emails"][0]["status"] == "valid"
+    assert "emails" not in by_id  # a profile documents no emails: the list row has them
+    assert by_email["emails"] == [{"email": "mixed.case@EXAMPLE.com"}]  # the one asked for
+    assert (row["emails"][0]["email"], row["emails"][0]["smtpStatus"]) == (
+        "Mixed.Case@Example.com",
+        "valid",
+    )
     assert snov.get_prospect_by_email("nobody@example.com") == []
     assert snov.get_prospect_by_id("no-such-id") is None
 

@@ -66,13 +66,20 @@ def all_persons(integration) -> list[dict]:
     return list(PipedriveClient.for_connection(integration.pipedrive).iter_persons())
 
 
-def all_prospects(integration) -> list[dict]:
-    client = SnovioClient.for_connection(integration.snovio)
-    found: dict[str, dict] = {}
-    for lst in client.get_user_lists():
-        for prospect in client.iter_prospects(lst["id"]):
-            found.setdefault(prospect["id"], prospect)
-    return list(found.values())
+def all_prospects(sandbox) -> list[dict]:
+    """What Snov.io holds, read from the sandbox: no API answer carries phones or custom
+    fields (docs/specs/snovio-shapes.md)."""
+    return sandbox.snovio.prospects()
+
+
+def readable_conflicts() -> int:
+    """Contacts on both sides whose job titles differ. Their phones differ too, but Snov.io's
+    API returns no phones, so a phone can never be compared (docs/specs/snovio-shapes.md)."""
+    return sum(
+        1
+        for email, i in prospect_emails().items()
+        if email in person_emails() and PROSPECTS[i]["position"] != PERSONS[i]["position"]
+    )
 
 
 def by_email(records: list[dict], emails_of) -> dict[str, dict]:
@@ -133,28 +140,28 @@ def test_transfer_to_pipedrive_gives_exactly_the_expected_persons(sandbox, integ
     assert len(org_names) == len(
         {p["company"] for p in PROSPECTS} | {p["company"] for p in PERSONS.values()}
     )
+    # Snov.io's API returns no phones and no custom fields (docs/specs/snovio-shapes.md): those
+    # pairs carry nothing to Pipedrive, and Pipedrive's own values stay.
     for email, i in prospects.items():
         person, prospect = persons[email], PROSPECTS[i]
-        if email in existing:  # a conflict: the source app wins phone and job title
+        if email in existing:  # a conflict: the source app wins the job title
             winner = prospect if source == Provider.SNOVIO else PERSONS[i]
-            assert primary_phone(person) == winner["phone"]
+            assert primary_phone(person) == PERSONS[i]["phone"]
             assert person["job_title"] == winner["position"]
             assert person["owner_id"] == sandbox.pipedrive.user_id(PERSONS[i]["owner"])
             assert person["custom_fields"][LEAD_SOURCE] is not None  # filled, never overwritten
         else:
             assert person["owner_id"] == sam
             assert person["name"] == f"{prospect['first_name']} {prospect['last_name']}"
-            assert primary_phone(person) == prospect["phone"]
+            assert primary_phone(person) is None
             assert person["job_title"] == prospect["position"]
             assert org_names[person["org_id"]] == prospect["company"]
             assert person["custom_fields"][LEAD_SOURCE] == campaign
-            if i % 3 == 0:  # prospects with custom fields
-                assert person["custom_fields"][INDUSTRY] == prospect["industry"]
-                assert person["custom_fields"][EMPLOYEES] == prospect["employees"]
+            assert person["custom_fields"][INDUSTRY] is None
     overlap = len(set(prospects) & set(existing))
     assert (run.created, run.conflicts, run.skipped, run.failed) == (
         len(prospects) - overlap,
-        overlap,
+        readable_conflicts(),
         len(PROSPECTS) - len(prospects),
         0,
     )
@@ -168,7 +175,7 @@ def test_transfer_to_pipedrive_gives_exactly_the_expected_persons(sandbox, integ
 def test_transfer_to_snovio_gives_exactly_the_expected_prospects(sandbox, integration, source):
     run = run_transfer(integration, SyncRun.Direction.TO_SNOVIO, source)
 
-    everything = all_prospects(integration)
+    everything = all_prospects(sandbox)
     prospects = by_email(everything, prospect_email_list)  # no duplicate email
     persons, known = person_emails(), prospect_emails()
     created = set(persons) - set(known)
@@ -193,8 +200,12 @@ def test_transfer_to_snovio_gives_exactly_the_expected_prospects(sandbox, integr
             assert prospect["companyName"] == person["company"]  # the organization's name
             assert prospect["customFields"]["Industry"] == person["industry"]
             assert prospect["customFields"]["Employees"] == str(person["employees"])
-    overlap = len(set(persons) & set(known))
-    assert (run.created, run.conflicts, run.skipped, run.failed) == (len(created), overlap, 0, 0)
+    assert (run.created, run.conflicts, run.skipped, run.failed) == (
+        len(created),
+        readable_conflicts(),
+        0,
+        0,
+    )
     assert run.done == len(PERSONS)
 
 
@@ -206,13 +217,15 @@ def test_a_two_way_transfer_leaves_both_sides_with_the_source_apps_values(
     run_transfer(integration, SyncRun.Direction.TO_SNOVIO, source)
 
     persons = by_email(all_persons(integration), person_email_list)
-    prospects = by_email(all_prospects(integration), prospect_email_list)
+    prospects = by_email(all_prospects(sandbox), prospect_email_list)
     assert set(persons) == set(prospects)  # every contact with an email is on both sides
     for email in set(prospect_emails()) & set(person_emails()):
         i = prospect_emails()[email]
         winner = PROSPECTS[i] if source == Provider.SNOVIO else PERSONS[i]
-        assert primary_phone(persons[email]) == winner["phone"] == prospects[email]["phones"][0]
         assert persons[email]["job_title"] == winner["position"] == prospects[email]["position"]
+        # Phones reach Snov.io from Pipedrive, never back (Snov.io's API returns none).
+        assert primary_phone(persons[email]) == PERSONS[i]["phone"]
+        assert prospects[email]["phones"] == [winner["phone"]]
 
 
 # --- idempotence and preview -------------------------------------------------------------------
@@ -245,12 +258,12 @@ def test_a_preview_counts_what_the_transfer_will_do_and_shows_each_conflicts_fie
     assert len(conflicts) == preview.conflicts
     row = conflicts[0]
     i = prospect_emails()[row["email"]]
-    assert row["fields"]["phone"] == {
-        "old": PERSONS[i]["phone"],
-        "new": PROSPECTS[i]["phone"],
-        "label": "Phone (primary)",
+    assert row["fields"]["job_title"] == {
+        "old": PERSONS[i]["position"],
+        "new": PROSPECTS[i]["position"],
+        "label": "Job title",
     }
-    assert row["conflicts"]["phone"]["winner"] == "sending"
+    assert row["conflicts"]["job_title"]["winner"] == "sending"
 
     real = run_transfer(integration, SyncRun.Direction.TO_PIPEDRIVE, Provider.SNOVIO)
     assert real.summary() == preview.summary()
@@ -279,14 +292,14 @@ class WorkerKilled(BaseException):
     """Stands for the worker process ending: nothing in the transfer catches it."""
 
 
-def end_state(integration) -> dict:
+def end_state(integration, sandbox) -> dict:
     persons = {
         e: (p["name"], primary_phone(p), p.get("job_title"), p["owner_id"])
         for e, p in by_email(all_persons(integration), person_email_list).items()
     }
     prospects = {
         e: (p["name"], tuple(p["phones"]), p["position"])
-        for e, p in by_email(all_prospects(integration), prospect_email_list).items()
+        for e, p in by_email(all_prospects(sandbox), prospect_email_list).items()
     }
     return {"persons": persons, "prospects": prospects}
 
@@ -310,7 +323,7 @@ def test_a_transfer_killed_mid_way_and_started_again_ends_like_an_uninterrupted_
 ):
     before = sandbox.dump()
     clean = run_transfer(integration, direction, None, page_size=20)
-    expected_state, expected_counts = end_state(integration), counts(clean)
+    expected_state, expected_counts = end_state(integration, sandbox), counts(clean)
 
     # Same starting point again: the sandbox as it was, and a fresh integration's records.
     sandbox.pipedrive.load(before["pipedrive"])
@@ -357,7 +370,7 @@ def test_a_transfer_killed_mid_way_and_started_again_ends_like_an_uninterrupted_
     resumed, _ = run_slice(run, page_size=20, now=timezone.now() + LEASE)
 
     assert resumed.status == SyncRun.Status.DONE
-    assert end_state(integration) == expected_state
+    assert end_state(integration, sandbox) == expected_state
     assert counts(resumed) == expected_counts
     integration.refresh_from_db()
     assert integration.status == Integration.Status.ACTIVE
@@ -444,8 +457,10 @@ def test_api_calls_per_transferred_record_do_not_grow_with_the_other_sides_size(
         f"listing {large['listing']})"
     )
     # Everything but listing the other side (once) costs the same per record (three missing
-    # organizations created once each included)...
-    assert large["per_record"] == small["per_record"] <= 1.2
+    # organizations created once each included); a new prospect is read by id first, since
+    # Snov.io's list rows carry names and emails only (docs/specs/snovio-shapes.md)...
+    bound = 2.2 if direction == SyncRun.Direction.TO_PIPEDRIVE else 1.2
+    assert large["per_record"] == small["per_record"] <= bound
     # ...and listing it once costs one call per page of it, not one per record.
     page = 500 if direction == SyncRun.Direction.TO_PIPEDRIVE else 100
     assert large["listing"] <= math.ceil(1000 / page) + 1 + math.ceil(large["organizations"] / 500)

@@ -31,7 +31,9 @@ def test_the_command_runs_the_transfer_and_ends_with_one_summary_line(user, sand
 
     lines = out.strip().splitlines()
     assert len(lines) == 1 and SUMMARY.match(lines[0])
-    assert lines[0] == "created=103 updated=37 unchanged=0 conflicts=37 skipped=10 failed=0"
+    # 18 of the 37 contacts in both apps differ only by phone, which Snov.io's API never
+    # returns (docs/specs/snovio-shapes.md): nothing to compare, so unchanged.
+    assert lines[0] == "created=103 updated=19 unchanged=18 conflicts=19 skipped=10 failed=0"
     assert "[##############################] 150/150" in err  # the progress bar, on stderr
     integration.refresh_from_db()
     assert integration.status == Integration.Status.ACTIVE

@@ -35,6 +35,7 @@ FIRST_IDS = {
     "webhook": 701,
 }
 CODE_LIFETIME = 300
+REFRESH_TOKEN_IDLE_LIFETIME = 60 * 86400  # a refresh token unused for 60 days expires
 DEFAULT_LIMIT = 100
 COMPANY = {"id": 7001, "name": "Sandbox Company", "domain": "sandbox-company"}
 USERS = (

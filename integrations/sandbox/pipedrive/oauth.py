@@ -15,6 +15,7 @@ from integrations.sandbox.messages import SandboxRequest, SandboxResponse, json_
 from integrations.sandbox.pipedrive.common import (
     ADMIN_NAME,
     CODE_LIFETIME,
+    REFRESH_TOKEN_IDLE_LIFETIME,
     _basic_auth_matches,
     _error,
     _html,
@@ -69,7 +70,9 @@ class OAuthMixin:
         redirect_uri = form.get("redirect_uri") or settings.PIPEDRIVE_REDIRECT_URI
         state = form.get("state", "")
         if form.get("decision") != "allow":
-            return _redirect(_with_query(redirect_uri, error="access_denied", state=state))
+            # "Marketplace OAuth authorization", step 2: a declined install comes back to the
+            # callback URL with error=user_denied.
+            return _redirect(_with_query(redirect_uri, error="user_denied", state=state))
         code = secrets.token_urlsafe(24)
         self.state["auth_codes"][code] = {
             "user_id": self._admin_id(),
@@ -107,17 +110,29 @@ class OAuthMixin:
         return record["user_id"]
 
     def _redeem_refresh_token(self, token: str) -> int | None:
-        record = self.state["refresh_tokens"].pop(token, None)  # rotates: old one is spent
-        return record["user_id"] if record else None
+        """ "Marketplace OAuth authorization", refreshing the tokens: the refresh token is
+        not rotated (the answer carries the same one) and expires when unused for 60 days."""
+        record = self.state["refresh_tokens"].get(token)
+        if not record:
+            return None
+        if record.get("last_used", self.sandbox.clock()) + REFRESH_TOKEN_IDLE_LIFETIME <= (
+            self.sandbox.clock()
+        ):
+            del self.state["refresh_tokens"][token]
+            return None
+        self._refreshing = token
+        return record["user_id"]
 
     def _issue_tokens(self, user_id: int) -> dict:
         now = self.sandbox.clock()
         tokens = self.state["access_tokens"]
         for stale in [t for t, r in tokens.items() if r["expires_at"] < now - 86400]:
             del tokens[stale]  # keep the state file small
-        access, refresh = f"sbx-at-{secrets.token_hex(16)}", f"sbx-rt-{secrets.token_hex(16)}"
+        access = f"sbx-at-{secrets.token_hex(16)}"
+        refresh = getattr(self, "_refreshing", None) or f"sbx-rt-{secrets.token_hex(16)}"
+        self._refreshing = None
         tokens[access] = {"user_id": user_id, "expires_at": now + ACCESS_TOKEN_LIFETIME}
-        self.state["refresh_tokens"][refresh] = {"user_id": user_id}
+        self.state["refresh_tokens"][refresh] = {"user_id": user_id, "last_used": now}
         return {
             "access_token": access,
             "token_type": "Bearer",

@@ -153,7 +153,7 @@ class PersonsMixin:
         view["custom_fields"] = custom | copy.deepcopy(person["custom_fields"])
         return view
 
-    # --- search: returns partial matches even with exact_match, like the real one ------------
+    # --- search: with exact_match only full matches (any case), as the v2 spec documents ----
     def _api_search_persons(self, request: SandboxRequest, user: dict) -> SandboxResponse:
         term = request.query.get("term", "").strip().lower()
         exact = request.query.get("exact_match", "").lower() == "true"
@@ -163,7 +163,7 @@ class PersonsMixin:
         scored = []
         for person in _sorted(self.state["persons"]):
             score = _search_score(person, term, fields)
-            if score:
+            if score and (score == 1.0 or not exact):
                 scored.append((score, person))
         scored.sort(key=lambda pair: (-pair[0], pair[1]["id"]))
         items = [{"result_score": s, "item": self._search_item(p)} for s, p in scored]

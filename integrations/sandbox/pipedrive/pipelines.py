@@ -56,3 +56,51 @@ class PipelinesMixin:
 
     def _api_get_stage(self, request: SandboxRequest, user: dict, id: int) -> SandboxResponse:
         return _ok(_public(self._get("stages", id)))
+
+    # --- schema changes made in the account (the sandbox page's "change the account") -------
+    def delete_stage(self, stage_id: int) -> None:
+        with self.sandbox.lock:
+            self._get("stages", stage_id)
+            del self.state["stages"][str(stage_id)]
+            self.sandbox.save()
+
+    def rename_stage(self, stage_id: int, name: str) -> None:
+        self._rename("stages", stage_id, name)
+
+    def delete_pipeline(self, pipeline_id: int) -> None:
+        """A deleted pipeline takes its stages with it."""
+        with self.sandbox.lock:
+            self._get("pipelines", pipeline_id)
+            del self.state["pipelines"][str(pipeline_id)]
+            for key in [
+                k for k, s in self.state["stages"].items() if s["pipeline_id"] == pipeline_id
+            ]:
+                del self.state["stages"][key]
+            self.sandbox.save()
+
+    def rename_pipeline(self, pipeline_id: int, name: str) -> None:
+        self._rename("pipelines", pipeline_id, name)
+
+    def delete_person_field(self, key: str) -> None:
+        with self.sandbox.lock:
+            field = self.state["person_fields"].get(key)
+            if field is None or not field["custom"]:
+                raise ValueError(f"No custom person field {key!r} (standard fields stay)")
+            del self.state["person_fields"][key]
+            self.sandbox.save()
+
+    def rename_person_field(self, key: str, name: str) -> None:
+        with self.sandbox.lock:
+            field = self.state["person_fields"].get(key)
+            if field is None:
+                raise ValueError(f"No person field {key!r}")
+            field["name"] = name
+            self.sandbox.save()
+
+    def _rename(self, collection: str, record_id: int, name: str) -> None:
+        if not name.strip():
+            raise ValueError("A new name is required")
+        with self.sandbox.lock:
+            record = self._get(collection, record_id)
+            record["name"], record["update_time"] = name.strip(), self._now()
+            self.sandbox.save()

@@ -179,7 +179,21 @@ class ProspectsMixin:
         return self.state["prospects"].get(pid) if pid else None
 
     def _prospect_out(self, prospect: dict) -> dict:
-        """A prospect as prospect-list shows it."""
+        """A prospect as prospect-list shows it: the documented row carries names and emails
+        only (docs/specs/snovio-shapes.md); position, company, phones and custom fields are
+        not in it."""
+        first, last = prospect["firstName"], prospect["lastName"]
+        return {
+            "id": prospect["id"],
+            "name": prospect["fullName"] or f"{first} {last}".strip(),
+            "firstName": first,
+            "lastName": last,
+            "emails": [_documented_email(e) for e in prospect["emails"]],
+        }
+
+    def _prospect_record(self, prospect: dict) -> dict:
+        """Everything the sandbox holds about a prospect (for tests and the sandbox page;
+        no API answer carries all of it)."""
         first, last = prospect["firstName"], prospect["lastName"]
         return {
             "id": prospect["id"],
@@ -191,19 +205,66 @@ class ProspectsMixin:
             "phones": list(prospect["phones"]),
             "customFields": dict(prospect["customFields"]),
             "socialLinks": dict(prospect["socialLinks"]),
+            "lists": list(prospect["lists"]),
         }
 
     def _prospect_full(self, prospect: dict) -> dict:
-        """A prospect as get-prospect-by-id / get-prospects-by-email show it."""
+        """A prospect as get-prospect-by-id / get-prospects-by-email show it: the documented
+        profile (names, location, jobs, lists, campaigns). Neither answer documents the
+        prospect's emails, phones or custom fields, so none is sent."""
         lists = [self.state["lists"][str(i)] for i in prospect["lists"]]
-        job = {"companyName": prospect["companyName"], "position": prospect["position"]}
-        return {
-            **self._prospect_out(prospect),
+        first, last = prospect["firstName"], prospect["lastName"]
+        job = {
+            "companyName": prospect["companyName"],
+            "position": prospect["position"],
+            "socialLink": None,
+            "site": prospect["companySite"],
+            "locality": prospect["country"] or None,
+            "state": None,
+            "city": None,
+            "street": None,
+            "street2": None,
+            "postal": None,
+            "founded": None,
+            "startDate": None,
+            "endDate": None,
+            "size": None,
             "industry": prospect["customFields"].get("Industry"),
+            "companyType": None,
+            "country": prospect["country"] or None,
+            "hqPhone": None,
+        }
+        has_job = bool(prospect["companyName"] or prospect["position"] or prospect["companySite"])
+        return {
+            "id": prospect["id"],
+            "name": prospect["fullName"] or f"{first} {last}".strip(),
+            "firstName": first,
+            "lastName": last,
+            "industry": prospect["customFields"].get("Industry"),
+            "country": prospect["country"],
+            "locality": prospect["locality"],
             "social": [{"link": v, "type": k} for k, v in prospect["socialLinks"].items()],
             "lastUpdateDate": _php_date(prospect["updatedAt"]),
-            "currentJob": [{**job, "site": prospect["companySite"]}],
+            "currentJob": [job] if has_job else [],
             "previousJob": [],
             "lists": [{"id": x["id"], "name": x["name"]} for x in lists],
             "campaigns": [dict(c) for c in prospect["campaigns"].values()],
         }
+
+
+def _documented_email(entry: dict) -> dict:
+    """An email of a prospect-list row, with the documented keys (the example's values for
+    what the sandbox does not model)."""
+    verified = entry["status"] != C.EMAIL_UNVERIFIED
+    return {
+        "email": entry["email"],
+        "probability": 99 if entry["status"] == C.EMAIL_VALID else None,
+        "isVerified": verified or None,
+        "jobStatus": "any",
+        "domainType": "linkedin",
+        "isValidFormat": True if verified else None,
+        "isDisposable": False if verified else None,
+        "isWebmail": None,
+        "isGibberish": False if verified else None,
+        "smtpStatus": entry["status"] if verified else None,
+    }

@@ -90,6 +90,10 @@ class SnovioSimulator(AuthMixin, ProspectsMixin, CampaignsMixin, WebhooksMixin):
     def event_choices(self) -> list[tuple[str, str]]:
         return list(C.TRIGGER_LABELS.items())
 
+    def prospects(self) -> list[dict]:
+        """Every prospect with everything the sandbox holds about it (no API answer has all)."""
+        return [self._prospect_record(p) for p in self.state["prospects"].values()]
+
     def prospect_emails(self) -> list[str]:
         return [p["emails"][0]["email"] for p in self.state["prospects"].values() if p["emails"]]
 
@@ -151,6 +155,13 @@ class SnovioSimulator(AuthMixin, ProspectsMixin, CampaignsMixin, WebhooksMixin):
             lst["isDeleted"], lst["deletedAt"] = True, self._now()
             self.sandbox.save()
 
+    def rename_list(self, list_name_or_id, name: str) -> None:
+        if not name.strip():
+            raise ValueError("A new name is required")
+        with self.sandbox.lock:
+            self._list_named(list_name_or_id)["name"] = name.strip()
+            self.sandbox.save()
+
     def add_custom_field(self, label: str, type: str = "string", required: bool = False) -> None:
         if type not in C.CUSTOM_FIELD_TYPES:
             raise ValueError(f"Snov.io custom fields are one of {C.CUSTOM_FIELD_TYPES}")
@@ -169,7 +180,7 @@ class SnovioSimulator(AuthMixin, ProspectsMixin, CampaignsMixin, WebhooksMixin):
                 prospect = self._new_prospect(_seed_fields(fields), email, status)
             self._join(lst, prospect)
             self.sandbox.save()
-        return self._prospect_out(prospect)
+        return self._prospect_record(prospect)
 
     def add_prospects(self, list_id, n: int, prefix: str = "prospect") -> list[dict]:
         start = self.state["next"]["prospect"]
@@ -193,7 +204,7 @@ class SnovioSimulator(AuthMixin, ProspectsMixin, CampaignsMixin, WebhooksMixin):
                 raise ValueError(f"No Snov.io prospect {email_or_id!r}")
             self._apply(prospect, _seed_fields(fields))
             self.sandbox.save()
-        return self._prospect_out(prospect)
+        return self._prospect_record(prospect)
 
     def expire_tokens(self) -> None:
         """Forget issued tokens without touching the credentials (a token died early)."""
