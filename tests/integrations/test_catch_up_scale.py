@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from integrations.models import Integration, PendingChange
+from integrations.snovio.constants import PROSPECT_BY_ID_PATH
 from integrations.sync import catchup, queue
 from tests.factories import connected_integration, fast_limits  # noqa: F401
 
@@ -22,8 +23,10 @@ CALLS_PER_CYCLE = 4  # one listing of the lists and three pages
 
 
 @pytest.fixture
-def big_list(empty_sandbox, monkeypatch):
+def big_list(empty_sandbox, monkeypatch, settings):
     monkeypatch.setattr(catchup, "snovio_calls_per_cycle", lambda: CALLS_PER_CYCLE)
+    # The list pages' re-check on its own (the profile re-check has its own test below).
+    settings.SNOVIO_PROFILE_RECHECKS = 0
     box = empty_sandbox
     box.snovio.create_list("Leads")
     box.snovio.add_prospects("Leads", PROSPECTS)
@@ -65,7 +68,8 @@ def test_a_prospect_edited_anywhere_is_found_within_a_round_at_a_bounded_cost_pe
     for _ in range(rng.randint(0, 3)):  # the rolling re-check starts anywhere
         cycle(big_list, integration)
     edited = prospect_at(big_list, rng.randrange(PROSPECTS))
-    big_list.snovio.update_prospect(edited["id"], position=f"Edited {seed}")
+    # A field list rows carry (names and emails); others are the profile re-check's.
+    big_list.snovio.update_prospect(edited["id"], first_name=f"Edited {seed}")
 
     costs = []
     for _ in range(rounds):
@@ -93,6 +97,17 @@ def test_the_cost_per_cycle_does_not_grow_with_the_lists(big_list, integration):
     cycle(big_list, integration)  # reads the newest pages first
     costs = [cycle(big_list, integration)[1] for _ in range(3)]
     assert costs == [CALLS_PER_CYCLE] * 3
+
+
+def test_the_profile_re_check_takes_its_reads_out_of_the_same_cycle_budget(
+    big_list, integration, settings
+):
+    settings.SNOVIO_PROFILE_RECHECKS = 30  # more than the cycle can give it
+    mark = len(big_list.request_log)
+    costs = [cycle(big_list, integration)[1] for _ in range(3)]
+    by_id = [r for r in big_list.request_log[mark:] if r[2] == PROSPECT_BY_ID_PATH]
+    assert costs == [CALLS_PER_CYCLE] * 3
+    assert by_id  # profiles were re-read, within the budget
 
 
 def test_the_settings_page_says_how_fresh_the_snovio_side_is(
