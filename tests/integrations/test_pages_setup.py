@@ -282,6 +282,14 @@ def test_system_pairs_are_shown_locked(client_logged_in, user, sandbox):
     assert "<select disabled><option>Job title</option></select>" in page
 
 
+def test_the_mappings_say_phones_and_custom_fields_flow_to_snovio_only(
+    client_logged_in, user, sandbox
+):
+    integration = integration_with_both_apps(user, sandbox)
+    page = text(client_logged_in.get(url("data", integration)))
+    assert "never returns a prospect's phones or custom fields" in page.replace("&#x27;", "'")
+
+
 def test_a_custom_pair_of_the_same_type_is_saved(client_logged_in, user, sandbox):
     integration = integration_with_both_apps(user, sandbox)
     form = with_pairs(integration, ("customFields[Industry]", INDUSTRY))
