@@ -14,8 +14,11 @@ def test_the_scale_benchmark_measures_a_small_transfer_each_way(settings, user, 
     figures = measure(settings, user, direction, 150, limited_seconds=0)
     off = figures["limits_off"]
     assert off["records"] == 150 and off["created"] == 150
-    # One create per record plus the listings; five Pipedrive tokens per created person.
-    assert 1.0 <= off["calls_per_record"] < 1.2
+    # One create per record plus the listings; five Pipedrive tokens per created person. To
+    # Pipedrive, each new prospect's profile is also read by id: Snov.io's list rows carry
+    # names and emails only (docs/specs/snovio-shapes.md).
+    reads = 1 if direction == SyncRun.Direction.TO_PIPEDRIVE else 0
+    assert 1.0 + reads <= off["calls_per_record"] < 1.2 + reads
     if direction == SyncRun.Direction.TO_PIPEDRIVE:
         assert 5.0 <= off["pipedrive_tokens_per_record"] < 6.0
     assert off["answered_429"] == 0
