@@ -1,6 +1,8 @@
 """The manual transfer ("Transfer unsynced data") and its preview: one `transfer(run)` service.
 
-1. List the receiving side once and index it by every email (never a search per record).
+1. List the receiving side once and index it by every email (never a search per record),
+   packed (`matching.PackedIndex`: a few hundred bytes per record, unpacked only when a
+   sending record matches it); a record the run creates is indexed by its id only.
 2. Page through the sending side from the run's checkpoint. Each record is cleaned
    (`sanitize`: a record the database or the remote cannot take is refused with the reason),
    then created, updated (only the fields that differ; the source app wins every conflict) or
