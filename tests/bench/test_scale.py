@@ -12,6 +12,9 @@ Per direction and size it measures:
   BENCH_SCALE_LIMITED_SECONDS (150) at the start of the run: the share of each ceiling used
   after its first window (the steady rate) and the 429s. A full 10,000-record run at Snov.io's
   60/min takes hours; a window tells the same share.
+BENCH_SCALE_RECEIVING (0) puts that many records per record sent on the receiving side first
+(other emails: listed and indexed, never matched), so that peak RSS shows the cost of indexing
+the receiving side; BENCH_SCALE_LIMITED_SECONDS=0 skips the limits-on window.
 The machine load (`os.getloadavg`) is printed and stored next to every timing. The figures
 are printed and written to BENCH_SCALE_OUT (test-artifacts/bench-scale.json), one entry per
 database vendor, direction and size (entries of other vendors are kept).
