@@ -8,7 +8,10 @@ taken for the same contact.
 
 from __future__ import annotations
 
+import json
+import zlib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -92,3 +95,94 @@ def duplicate_emails(records: Iterable[T], emails_of: Callable[[T], Iterable[str
             if email:
                 seen[email] = seen.get(email, 0) + 1
     return {email for email, count in seen.items() if count > 1}
+
+
+@dataclass(frozen=True)
+class Match:
+    """A record found in a `PackedIndex`: its slot and its record, unpacked (a record known
+    by id only, one the run created, has no slot and no record)."""
+
+    slot: int | None
+    record: dict | None
+    record_id: Any
+    email: str
+
+
+class PackedIndex:
+    """The receiving side of a transfer, kept small enough for 100,000 records.
+
+    Each listed record is held as compressed JSON (against a dictionary made from the first
+    record, so the field names every record repeats cost almost nothing) and unpacked only when
+    a sending record matches it. A record the run itself created is held by its id alone: the
+    caller reads it again in the rare case a later record shares its email. Emails are
+    normalised and the first record added under an email is the one found, as in `EmailIndex`.
+    """
+
+    def __init__(self, emails_of: Callable[[dict], Iterable[str]]):
+        self.emails_of = emails_of
+        self._packed: list[bytes] = []
+        self._slot_of: dict[str, int] = {}
+        self._id_of: dict[str, Any] = {}  # created in the run: email -> the record's id only
+        self._zdict: bytes | None = None
+
+    def _pack(self, record: dict) -> bytes:
+        text = json.dumps(record, separators=(",", ":"), default=str).encode()
+        if self._zdict is None:
+            self._zdict = text[:2048]  # the field names; more would slow every pack down
+        packer = zlib.compressobj(level=6, zdict=self._zdict)
+        return packer.compress(text) + packer.flush()
+
+    def _unpack(self, packed: bytes) -> dict:
+        assert self._zdict is not None
+        unpacker = zlib.decompressobj(zdict=self._zdict)
+        return json.loads(unpacker.decompress(packed) + unpacker.flush())
+
+    def add(self, record: dict) -> int:
+        """Keep a listed record (packed) and index it under each of its emails; its slot."""
+        slot = len(self._packed)
+        self._packed.append(self._pack(record))
+        for email in {normalise_email(e) for e in self.emails_of(record)}:
+            if email and email not in self._id_of:
+                self._slot_of.setdefault(email, slot)
+        return slot
+
+    def add_id(self, emails: Iterable[str], record_id: Any) -> None:
+        """Index a record the run created by its id only."""
+        for email in {normalise_email(e) for e in emails}:
+            if email and email not in self._slot_of:
+                self._id_of.setdefault(email, record_id)
+
+    def find(self, emails: Iterable[str]) -> Match | None:
+        """The record matching the first of `emails` that has a match, else None."""
+        for email in emails:
+            email = normalise_email(email)
+            if not email:
+                continue
+            if email in self._slot_of:
+                slot = self._slot_of[email]
+                record = self._unpack(self._packed[slot])
+                return Match(slot, record, record.get("id"), email)
+            if email in self._id_of:
+                return Match(None, None, self._id_of[email], email)
+        return None
+
+    def get(self, slot: int) -> dict:
+        return self._unpack(self._packed[slot])
+
+    def replace(self, match: Match, record: dict) -> None:
+        """Keep a matched record's newer version (after an update); its new emails find it too.
+        A record known by id only stays so."""
+        if match.slot is None:
+            self.add_id(self.emails_of(record), match.record_id)
+            return
+        self._packed[match.slot] = self._pack(record)
+        for email in {normalise_email(e) for e in self.emails_of(record)}:
+            if email and email not in self._id_of:
+                self._slot_of.setdefault(email, match.slot)
+
+    def __contains__(self, email: str) -> bool:
+        email = normalise_email(email)
+        return email in self._slot_of or email in self._id_of
+
+    def __len__(self) -> int:
+        return len(self._slot_of) + len(self._id_of)

@@ -1,6 +1,8 @@
 """The manual transfer ("Transfer unsynced data") and its preview: one `transfer(run)` service.
 
-1. List the receiving side once and index it by every email (never a search per record).
+1. List the receiving side once and index it by every email (never a search per record),
+   packed (`matching.PackedIndex`: a few hundred bytes per record, unpacked only when a
+   sending record matches it); a record the run creates is indexed by its id only.
 2. Page through the sending side from the run's checkpoint. Each record is cleaned
    (`sanitize`: a record the database or the remote cannot take is refused with the reason),
    then created, updated (only the fields that differ; the source app wins every conflict) or
@@ -40,7 +42,7 @@ from integrations.lifecycle import set_status
 from integrations.models import Integration, Provider, SyncEvent, SyncRun
 from integrations.sync import locks, mapping, sanitize
 from integrations.sync.context import TO_PIPEDRIVE, SyncContext
-from integrations.sync.matching import EmailIndex
+from integrations.sync.matching import PackedIndex
 from integrations.sync.records import RecordResult, person_to_snovio, prospect_to_pipedrive
 
 log = logging.getLogger(__name__)
@@ -222,9 +224,6 @@ def _error_text(exc: Exception) -> str:
     return str(exc) or exc.__class__.__name__
 
 
-CREATED_IN_RUN = "_created_in_run"
-
-
 def _mapped_only(person: dict, spec: mapping.MappingSpec) -> dict:
     """A listed person without the custom fields the integration does not map: Pipedrive sends
     every custom field of the account with every person, and a transfer keeps the receiving
@@ -234,18 +233,6 @@ def _mapped_only(person: dict, spec: mapping.MappingSpec) -> dict:
         return person
     read = set(spec.pipedrive_read_fields)
     return {**person, "custom_fields": {k: v for k, v in custom.items() if k in read}}
-
-
-def _created_stub(person: dict) -> dict:
-    """A person this run created, kept by its id and emails only, so that memory does not grow
-    with the records created; read again in full in the rare case a later record of the run
-    shares one of its emails."""
-    emails = mapping.person_emails(person)
-    return {
-        "id": person["id"],
-        "emails": [{"value": e, "primary": i == 0} for i, e in enumerate(emails)],
-        CREATED_IN_RUN: True,
-    }
 
 
 def _stored_forms(values: Iterable[str]) -> dict[str, list[str]]:
@@ -323,19 +310,22 @@ class _Transfer:
             cp.lists, cp.list_index, cp.page = wanted, 0, 1
             contacts = {str(x["id"]): x.get("contacts") or 0 for x in lists}
             self.run.total = sum(int(contacts.get(str(i), 0)) for i in wanted)
-        persons = [
-            _mapped_only(sanitize.clean_person(p).record, ctx.spec)
-            for p in ctx.pipedrive.iter_persons()
-        ]
-        ctx.person_org_names(persons)
-        index = EmailIndex.build(persons, mapping.person_emails)
-        by_id = {str(p["id"]): p for p in persons}
+        # Streamed into a packed index, never held as dicts (100,000 persons at about 4 KB
+        # each would be 400 MB); persons without an email are reached by a link's person id.
+        index = PackedIndex(mapping.person_emails)
+        no_email: dict[str, int] = {}
+        for raw in ctx.pipedrive.iter_persons():
+            person = _mapped_only(sanitize.clean_person(raw).record, ctx.spec)
+            ctx.person_org_names((person,))
+            slot = index.add(person)
+            if not mapping.person_emails(person):
+                no_email[str(person.get("id"))] = slot
         while cp.list_index < len(cp.lists):
             list_id = cp.lists[cp.list_index]
             prospects, more = ctx.snovio.list_prospects_page(list_id, cp.page, self.page_size)
             self._start_page(prospects, mapping.prospect_emails)
             for prospect in prospects:
-                self._one_prospect(prospect, index, by_id)
+                self._one_prospect(prospect, index, no_email)
             if more and prospects:
                 cp.page += 1
             else:
@@ -345,7 +335,7 @@ class _Transfer:
                 return False
         return True
 
-    def _one_prospect(self, raw: dict, index: EmailIndex, by_id: dict) -> None:
+    def _one_prospect(self, raw: dict, index: PackedIndex, no_email: dict[str, int]) -> None:
         record_id = str(raw.get("id") or "")
         if record_id in self.done:
             return
@@ -355,33 +345,48 @@ class _Transfer:
             return
         prospect = cleaned.record
         emails = mapping.prospect_emails(prospect)
-        person = index.find(emails)
+        match = index.find(emails)
+        person = match.record if match else None
         duplicate = bool(emails) and self.emails.get(emails[0], record_id) != record_id
-        if person is not None and person.get(CREATED_IN_RUN) and not duplicate:
-            full = sanitize.clean_person(self.ctx.pipedrive.get_person(person["id"])).record
-            full = _mapped_only(full, self.ctx.spec)
-            index.replace(person, full)
-            person = full
+        if match is not None and match.record is None:
+            if duplicate:  # skipped as a duplicate: only its id is needed
+                person = {"id": match.record_id, "emails": [{"value": match.email}]}
+            else:  # created earlier in this run: read in full to be merged
+                full = sanitize.clean_person(self.ctx.pipedrive.get_person(match.record_id))
+                person = _mapped_only(full.record, self.ctx.spec)
         if person is None and not emails and not self.ctx.integration.only_with_email:
-            link = self.ctx.link_for(prospect_id=record_id)
-            person = by_id.get(str(link.pipedrive_person_id)) if link else None
+            person = self._linked_person(record_id, index, no_email)
         result = self._apply(
             prospect_to_pipedrive, prospect, person, record_id, emails[:1], cleaned.notes
         )
         if result and result.record and result.outcome == Outcome.CREATED:
-            index.add(_created_stub(result.record))
-        elif result and result.record and person is not None:
-            index.replace(person, _mapped_only(result.record, self.ctx.spec))
+            index.add_id(mapping.person_emails(result.record), result.record["id"])
+        elif result and result.record and match is not None:
+            index.replace(match, _mapped_only(result.record, self.ctx.spec))
+
+    def _linked_person(
+        self, prospect_id: str, index: PackedIndex, no_email: dict[str, int]
+    ) -> dict | None:
+        """The person a prospect without an email was linked to, if it still exists."""
+        link = self.ctx.link_for(prospect_id=prospect_id)
+        if not link or not link.pipedrive_person_id:
+            return None
+        slot = no_email.get(str(link.pipedrive_person_id))
+        if slot is not None:
+            return index.get(slot)
+        # The person has an email now (or was created in this run): read it by id.
+        found = self.ctx.pipedrive.get_persons([link.pipedrive_person_id])
+        return (
+            _mapped_only(sanitize.clean_person(found[0]).record, self.ctx.spec) if found else None
+        )
 
     def _to_snovio(self) -> bool:
         ctx, cp = self.ctx, self.cp
-        prospects: dict[str, dict] = {}
+        # Streamed into a packed index: nothing is kept per prospect as a dict.
+        index = PackedIndex(mapping.prospect_emails)
         for list_id in ctx.sending_list_ids_from(ctx.snovio.get_user_lists(), every=True):
             for prospect in ctx.snovio.iter_prospects(list_id):
-                prospects.setdefault(
-                    str(prospect.get("id")), sanitize.clean_prospect(prospect).record
-                )
-        index = EmailIndex.build(prospects.values(), mapping.prospect_emails)
+                index.add(sanitize.clean_prospect(prospect).record)
         while not cp.finished:
             persons, cursor = ctx.pipedrive.list_persons_page(cp.cursor, limit=self.page_size)
             ctx.person_org_names(persons)
@@ -395,7 +400,7 @@ class _Transfer:
                 return False
         return True
 
-    def _one_person(self, raw: dict, index: EmailIndex) -> None:
+    def _one_person(self, raw: dict, index: PackedIndex) -> None:
         record_id = str(raw.get("id") or "")
         if record_id in self.done:
             return
@@ -405,12 +410,15 @@ class _Transfer:
             return
         person = cleaned.record
         emails = mapping.person_emails(person)
-        found = index.find(emails)
+        match = index.find(emails)
+        found = match.record if match else None
+        if match is not None and found is None:  # created in this run: its list row, by id
+            found = {"id": match.record_id, "emails": [{"email": match.email}]}
         result = self._apply(person_to_snovio, person, found, record_id, emails[:1], cleaned.notes)
         if result and result.outcome == Outcome.CREATED and result.target_id:
-            index.add({"id": result.target_id, "emails": [{"email": result.email}]})
-        elif result and result.record and found is not None:
-            index.replace(found, result.record)
+            index.add_id([result.email], result.target_id)
+        elif result and result.record and match is not None:
+            index.replace(match, result.record)
 
     def _start_page(self, records: list[dict], emails_of: Callable[[dict], list[str]]) -> None:
         """Which of the page's records, and which of its emails, this run already moved."""

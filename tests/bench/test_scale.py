@@ -12,6 +12,9 @@ Per direction and size it measures:
   BENCH_SCALE_LIMITED_SECONDS (150) at the start of the run: the share of each ceiling used
   after its first window (the steady rate) and the 429s. A full 10,000-record run at Snov.io's
   60/min takes hours; a window tells the same share.
+BENCH_SCALE_RECEIVING (0) puts that many records per record sent on the receiving side first
+(other emails: listed and indexed, never matched), so that peak RSS shows the cost of indexing
+the receiving side; BENCH_SCALE_LIMITED_SECONDS=0 skips the limits-on window.
 The machine load (`os.getloadavg`) is printed and stored next to every timing. The figures
 are printed and written to BENCH_SCALE_OUT (test-artifacts/bench-scale.json), one entry per
 database vendor, direction and size (entries of other vendors are kept).
@@ -45,6 +48,9 @@ from tests.factories import connected_integration
 SIZES = [int(n) for n in os.environ.get("BENCH_SCALE_SIZES", "10000").split(",") if n]
 LIMITED_SECONDS = float(os.environ.get("BENCH_SCALE_LIMITED_SECONDS", 150))
 OUT = Path(os.environ.get("BENCH_SCALE_OUT", "test-artifacts/bench-scale.json"))
+# Records already on the receiving side, per record sent (other emails: they are listed and
+# indexed, never matched), so that peak memory shows what indexing the receiving side costs.
+RECEIVING_RATIO = float(os.environ.get("BENCH_SCALE_RECEIVING", 0))
 PIPEDRIVE_LIMIT, PIPEDRIVE_PERIOD = 80, 2.0
 SNOVIO_LIMIT, SNOVIO_PERIOD = 60, 60.0
 UNLIMITED = 10**6
@@ -142,10 +148,29 @@ class RemoteSandbox:
         self.server.server_close()
 
 
-def seed(box, direction: str, size: int) -> None:
-    """`size` records on the sending side; the receiving side empty (only the target list)."""
+def seed(box, direction: str, size: int, receiving: int = 0) -> None:
+    """`size` records on the sending side; `receiving` others (other emails) on the receiving
+    side, which is otherwise empty (only the target list)."""
     with box.lock:
         box.snovio.create_list("Received")
+        admin = box.pipedrive._admin_id()
+        for n in range(receiving):
+            if direction == SyncRun.Direction.TO_PIPEDRIVE:
+                box.pipedrive._insert_person(
+                    {
+                        "name": f"Kim{n} Held",
+                        "emails": [{"value": f"held{n}@scale.example", "primary": True}],
+                        "phones": [{"value": f"+1555{n:07d}", "primary": True}],
+                    },
+                    admin,
+                )
+            else:
+                box.snovio.add_prospect(
+                    "Received",
+                    email=f"held{n}@scale.example",
+                    first_name=f"Kim{n}",
+                    last_name="Held",
+                )
         if direction == SyncRun.Direction.TO_PIPEDRIVE:
             box.snovio.create_list("Leads")
             for n in range(size):
@@ -153,7 +178,6 @@ def seed(box, direction: str, size: int) -> None:
                     "Leads", email=f"lead{n}@scale.example", first_name=f"Pat{n}", last_name="Lead"
                 )
         else:
-            admin = box.pipedrive._admin_id()
             for n in range(size):
                 box.pipedrive._insert_person(
                     {
@@ -258,10 +282,16 @@ def measure(
 ) -> dict:
     remote = RemoteSandbox(settings)
     try:
-        seed(remote.box, direction, size)
+        receiving = int(size * RECEIVING_RATIO)
+        seed(remote.box, direction, size, receiving)
         integration = connected_integration(user, remote.box, catalog=False)
         remote.detach()
-        figures: dict = {"vendor": connection.vendor, "direction": direction, "records": size}
+        figures: dict = {
+            "vendor": connection.vendor,
+            "direction": direction,
+            "records": size,
+            "receiving_side_records": receiving,
+        }
 
         # The limits on, for a window at the start of the run (a run of its own).
         settings.PIPEDRIVE_BURST_LIMIT, settings.SNOVIO_RATE_LIMIT = PIPEDRIVE_LIMIT, SNOVIO_LIMIT
