@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -67,3 +70,26 @@ def run(sandbox: Sandbox, host: str, port: int) -> None:
         server.serve_forever()
     finally:
         server.server_close()
+
+
+@contextmanager
+def serve_in_thread(build: Callable[[str], Sandbox]) -> Iterator[Sandbox]:
+    """A sandbox served over HTTP on a free local port from a thread, for tests and benches.
+
+    The port is bound first because the sandbox hands out its own address (api_domain, the
+    consent form's action): `build(url)` makes the sandbox for that address.
+    """
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    server.daemon_threads = True
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    sandbox = build(url)
+    sandbox.url = url
+    server.RequestHandlerClass = make_handler(sandbox)
+    thread = threading.Thread(target=server.serve_forever, name="sandbox", daemon=True)
+    thread.start()
+    try:
+        yield sandbox
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -35,11 +35,9 @@ import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -108,28 +106,22 @@ class AsyncDeliveries:
 def sandbox_http(settings, live_server):
     """The seeded sandbox over HTTP in a thread; the app and the worker point at it."""
     from integrations.sandbox.core import Sandbox
-    from integrations.sandbox.server import make_handler
+    from integrations.sandbox.server import serve_in_thread
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(Sandbox(seed=False)))
-    server.daemon_threads = True
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    sandbox = Sandbox(public_url=url, seed=True)
-    sandbox.deliver = AsyncDeliveries()
-    server.RequestHandlerClass = make_handler(sandbox)
-    for name, value in remote_settings(url).items():
-        setattr(settings, name, value)
-    settings.PUBLIC_URL = live_server.url
-    settings.PIPEDRIVE_BURST_LIMIT = BURST
-    thread = threading.Thread(target=server.serve_forever, name="sandbox", daemon=True)
-    thread.start()
-    sandbox.url = url
-    try:
-        yield sandbox
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-        sandbox.deliver.pool.shutdown(wait=False, cancel_futures=True)
+    def build(url: str) -> Sandbox:
+        sandbox = Sandbox(public_url=url, seed=True)
+        sandbox.deliver = AsyncDeliveries()
+        return sandbox
+
+    with serve_in_thread(build) as sandbox:
+        for name, value in remote_settings(sandbox.url).items():
+            setattr(settings, name, value)
+        settings.PUBLIC_URL = live_server.url
+        settings.PIPEDRIVE_BURST_LIMIT = BURST
+        try:
+            yield sandbox
+        finally:
+            sandbox.deliver.pool.shutdown(wait=False, cancel_futures=True)
 
 
 @pytest.fixture

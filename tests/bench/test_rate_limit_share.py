@@ -26,7 +26,6 @@ import os
 import threading
 import time
 from collections import Counter
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -56,38 +55,31 @@ SNOVIO_LIMIT, SNOVIO_PERIOD = 60, 60.0
 @pytest.fixture
 def sandbox_http(settings):
     from integrations.sandbox.core import Sandbox, remote_settings
-    from integrations.sandbox.server import make_handler
+    from integrations.sandbox.server import serve_in_thread
 
-    url_holder = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(Sandbox(seed=False)))
-    url_holder.daemon_threads = True
-    url = f"http://127.0.0.1:{url_holder.server_address[1]}"
-    sandbox = Sandbox(public_url=url, seed=True)
-    sandbox.deliver = lambda url, headers, body: 200
-    sandbox.answers = []  # (remote, status, time)
-    answer = sandbox.handle
+    def build(url: str) -> Sandbox:
+        sandbox = Sandbox(public_url=url, seed=True)
+        sandbox.deliver = lambda url, headers, body: 200
+        sandbox.answers = []  # (remote, status, time)
+        answer = sandbox.handle
 
-    def counted(remote, request):
-        response = answer(remote, request)
-        sandbox.answers.append((remote, response.status, time.time()))
-        return response
+        def counted(remote, request):
+            response = answer(remote, request)
+            sandbox.answers.append((remote, response.status, time.time()))
+            return response
 
-    sandbox.handle = counted
-    url_holder.RequestHandlerClass = make_handler(sandbox)
-    for name, value in remote_settings(url).items():
-        setattr(settings, name, value)
-    settings.PIPEDRIVE_BURST_LIMIT = PIPEDRIVE_LIMIT
-    settings.SNOVIO_RATE_LIMIT = SNOVIO_LIMIT
-    settings.REDIS_URL = REDIS_URL
-    sandbox.pipedrive.limits.configure(burst=PIPEDRIVE_LIMIT, search=10)
-    sandbox.set_rate_limit("snovio", SNOVIO_LIMIT, SNOVIO_PERIOD)
-    thread = threading.Thread(target=url_holder.serve_forever, name="sandbox", daemon=True)
-    thread.start()
-    try:
+        sandbox.handle = counted
+        return sandbox
+
+    with serve_in_thread(build) as sandbox:
+        for name, value in remote_settings(sandbox.url).items():
+            setattr(settings, name, value)
+        settings.PIPEDRIVE_BURST_LIMIT = PIPEDRIVE_LIMIT
+        settings.SNOVIO_RATE_LIMIT = SNOVIO_LIMIT
+        settings.REDIS_URL = REDIS_URL
+        sandbox.pipedrive.limits.configure(burst=PIPEDRIVE_LIMIT, search=10)
+        sandbox.set_rate_limit("snovio", SNOVIO_LIMIT, SNOVIO_PERIOD)
         yield sandbox
-    finally:
-        url_holder.shutdown()
-        url_holder.server_close()
-        thread.join(timeout=5)
 
 
 def steady_share(times: list[float], limit: int, period: float) -> float:

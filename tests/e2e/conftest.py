@@ -6,9 +6,7 @@ Chromium must be there: a missing browser fails the run, it never skips it.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -51,27 +49,17 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
 def sandbox_server(settings, live_server) -> Iterator:
     """The seeded sandbox as a real HTTP server on a free port, with the app pointed at it."""
     from integrations.sandbox.core import Sandbox, remote_settings
-    from integrations.sandbox.server import make_handler
+    from integrations.sandbox.server import serve_in_thread
 
-    # Bind first: the sandbox hands out its own address (api_domain, consent form action).
-    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
-    server.daemon_threads = True
-    url = f"http://127.0.0.1:{server.server_address[1]}"
     # Strict: every Pipedrive request the app sends over HTTP is checked against the spec too.
-    sandbox = Sandbox(public_url=url, seed=True, settings={"strict_spec": True})
-    server.RequestHandlerClass = make_handler(sandbox)
-    for name, value in remote_settings(url).items():
-        setattr(settings, name, value)
-    settings.PIPEDRIVE_REDIRECT_URI = f"{live_server.url}/connect/pipedrive/callback/"
-    settings.PUBLIC_URL = live_server.url
-    settings.HTTP_BACKOFF = 0.01
-    settings.HTTP_MAX_WAIT = 5
-    thread = threading.Thread(target=server.serve_forever, name="sandbox", daemon=True)
-    thread.start()
-    sandbox.url = url
-    try:
+    def build(url: str) -> Sandbox:
+        return Sandbox(public_url=url, seed=True, settings={"strict_spec": True})
+
+    with serve_in_thread(build) as sandbox:
+        for name, value in remote_settings(sandbox.url).items():
+            setattr(settings, name, value)
+        settings.PIPEDRIVE_REDIRECT_URI = f"{live_server.url}/connect/pipedrive/callback/"
+        settings.PUBLIC_URL = live_server.url
+        settings.HTTP_BACKOFF = 0.01
+        settings.HTTP_MAX_WAIT = 5
         yield sandbox
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

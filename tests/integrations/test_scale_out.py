@@ -17,10 +17,8 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -35,7 +33,7 @@ from automations import services
 from automations.models import ActionKind, AutomationRun, Trigger
 from integrations.models import PendingChange, SyncEvent
 from integrations.sandbox.core import Sandbox, remote_settings
-from integrations.sandbox.server import make_handler
+from integrations.sandbox.server import serve_in_thread
 from tests.factories import launched_integration
 
 REDIS_URL = os.environ.get("SCALE_OUT_REDIS_URL", "redis://127.0.0.1:6379/11")
@@ -93,24 +91,16 @@ class TwiceDelivered:
 
 @pytest.fixture
 def sandbox_http(settings, live_server):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(Sandbox(seed=False)))
-    server.daemon_threads = True
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    sandbox = Sandbox(public_url=url, seed=True)
-    sandbox.deliver = TwiceDelivered()
-    server.RequestHandlerClass = make_handler(sandbox)
-    for name, value in remote_settings(url).items():
-        setattr(settings, name, value)
-    settings.PUBLIC_URL = live_server.url
-    thread = threading.Thread(target=server.serve_forever, name="sandbox", daemon=True)
-    thread.start()
-    sandbox.url = url
-    try:
+    def build(url: str) -> Sandbox:
+        sandbox = Sandbox(public_url=url, seed=True)
+        sandbox.deliver = TwiceDelivered()
+        return sandbox
+
+    with serve_in_thread(build) as sandbox:
+        for name, value in remote_settings(sandbox.url).items():
+            setattr(settings, name, value)
+        settings.PUBLIC_URL = live_server.url
         yield sandbox
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture
