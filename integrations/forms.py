@@ -21,6 +21,7 @@ from integrations.http import AuthError, RemoteError
 from integrations.mapping_forms import field_label
 from integrations.models import Connection, Integration, Provider
 from integrations.problems import receiving_sides
+from integrations.sync.matching import LINKEDIN
 
 DIRECTION_HELP = {
     Integration.Direction.TWO_WAY: (
@@ -104,6 +105,31 @@ class DirectionForm(forms.Form):
 
 # --- step 3: data exchange ------------------------------------------------------------------
 
+# The second match key (sync/matching.py): only values both APIs return are offered.
+SECOND_KEY_CHOICES = [("", "None: match by email only"), (LINKEDIN, "LinkedIn profile URL")]
+UNAVAILABLE_KEYS = [
+    (
+        "Phone",
+        "Snov.io's API never returns a prospect's phones (only SyncBridge's own writes), so "
+        "a phone cannot be compared on the Snov.io side.",
+    ),
+    (
+        "Name or company",
+        "Not unique: two different people share them, and merging them would lose a contact.",
+    ),
+]
+# Custom field types Pipedrive's person search can look in (GET /api/v2/persons/search).
+SEARCHABLE_TEXT_TYPES = {"varchar", "varchar_auto", "text"}
+
+
+def second_key_fields(catalog: Catalog) -> list[dict]:
+    """The Pipedrive custom fields that can hold a LinkedIn profile URL and be searched."""
+    return [
+        f
+        for f in catalog.items(Kind.PIPEDRIVE_FIELDS)
+        if f.get("custom") and f.get("field_type") in SEARCHABLE_TEXT_TYPES
+    ]
+
 
 class DataExchangeForm(forms.Form):
     """Lists, owner and the two switches; which fields exist depends on the direction."""
@@ -137,6 +163,20 @@ class DataExchangeForm(forms.Form):
         required=False,
         help_text="Contacts are matched by email; without one they cannot be matched.",
     )
+    second_key = forms.ChoiceField(
+        label="Second match key",
+        required=False,
+        choices=SECOND_KEY_CHOICES,
+        help_text=(
+            "For contacts without an email, or whose email matches nothing: matched by this "
+            "value instead. Email is always tried first; a blank value never matches."
+        ),
+    )
+    second_key_field = forms.ChoiceField(
+        label="Pipedrive field holding the LinkedIn profile URL",
+        required=False,
+        help_text="A text custom field of Pipedrive persons (Pipedrive has no LinkedIn field).",
+    )
 
     def __init__(self, *args, integration: Integration, catalog: Catalog, **kwargs):
         if "initial" not in kwargs:
@@ -147,6 +187,8 @@ class DataExchangeForm(forms.Form):
                 "lists": list(integration.list_selections.values_list("list_id", flat=True)),
                 "include_email_history": integration.include_email_history,
                 "only_with_email": integration.only_with_email,
+                "second_key": integration.second_key,
+                "second_key_field": integration.second_key_field,
             }
         super().__init__(*args, **kwargs)
         self.integration, self.catalog = integration, catalog
@@ -155,6 +197,10 @@ class DataExchangeForm(forms.Form):
         self.fields["target_list"].choices = [("", "— choose a list —"), *lists]
         self.fields["owner"].choices = [("", "— choose a user —"), *users]
         self.fields["lists"].choices = lists
+        self.fields["second_key_field"].choices = [
+            ("", "— choose a field —"),
+            *[(f["key"], f["name"]) for f in second_key_fields(catalog)],
+        ]
         if not integration.sends_to_snovio:
             del self.fields["target_list"]
         if not integration.sends_to_pipedrive:
@@ -166,11 +212,30 @@ class DataExchangeForm(forms.Form):
         if "lists" in self.fields and not cleaned.get("all_lists") and not cleaned.get("lists"):
             if "lists" not in self.errors:
                 self.add_error("lists", "Choose at least one list, or turn on “All lists”.")
+        if cleaned.get("second_key") and not cleaned.get("second_key_field"):
+            if not second_key_fields(self.catalog):
+                self.add_error(
+                    "second_key",
+                    "Your Pipedrive persons have no text custom field to hold the LinkedIn "
+                    "profile URL: add one in Pipedrive, refresh the lists, then choose it.",
+                )
+            elif "second_key_field" not in self.errors:
+                self.add_error(
+                    "second_key_field", "Choose the Pipedrive field that holds the LinkedIn URL."
+                )
         return cleaned
+
+    def unavailable_keys(self) -> list[tuple[str, str]]:
+        """The keys not offered, and why (shown next to the choice)."""
+        return UNAVAILABLE_KEYS
 
     def data_exchange(self) -> steps.DataExchange:
         cleaned, cat = self.cleaned_data, self.catalog
-        result = steps.DataExchange(only_with_email=cleaned.get("only_with_email", False))
+        result = steps.DataExchange(
+            only_with_email=cleaned.get("only_with_email", False),
+            second_key=cleaned.get("second_key") or "",
+            second_key_field=cleaned.get("second_key_field") or "",
+        )
         if "target_list" in self.fields:
             item = cat.get(Kind.SNOVIO_LISTS, cleaned["target_list"])
             result.target_list = {"id": item["id"], "name": item["name"]}

@@ -108,6 +108,12 @@ class Integration(models.Model):
     all_lists = models.BooleanField(default=True)
     include_email_history = models.BooleanField(default=False)
     only_with_email = models.BooleanField(default=True)
+    # The second match key (sync/matching.py): none, or the LinkedIn profile URL, read in
+    # Pipedrive from the custom field `second_key_field` (a field key, 40-char hash).
+    second_key = models.CharField(
+        max_length=20, blank=True, choices=[("", "None"), ("linkedin", "LinkedIn profile URL")]
+    )
+    second_key_field = models.CharField(max_length=64, blank=True)
     # Lifecycle.
     launched_at = models.DateTimeField(null=True, blank=True)
     # The baseline: the contacts that existed at launch, recorded without writing anything.
@@ -275,6 +281,9 @@ class RecordLink(models.Model):
     email = models.CharField(max_length=254)
     snovio_prospect_id = models.CharField(max_length=64, blank=True)
     pipedrive_person_id = models.BigIntegerField(null=True, blank=True)
+    # The contact's second-key value, tagged and normalised (`linkedin:linkedin.com/in/x`):
+    # Snov.io has no search by social link, so the links are how a change finds it again.
+    match_key = models.CharField(max_length=300, blank=True)
     # The base of the three-way merge (`sync/threeway.py`): per side, the mapped values it held
     # when SyncBridge last looked or wrote ({"snovio": {...}, "pipedrive": {...}}; a side
     # missing was never seen), and the pairs on which both sides agreed then ("in_sync").
@@ -288,6 +297,7 @@ class RecordLink(models.Model):
         indexes = [
             models.Index(fields=["integration", "pipedrive_person_id"]),
             models.Index(fields=["integration", "snovio_prospect_id"]),
+            models.Index(fields=["integration", "match_key"], name="link_match_key"),
         ]
 
     def __str__(self) -> str:

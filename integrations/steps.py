@@ -72,6 +72,8 @@ class DataExchange:
     lists: list[dict] | None = None  # [{id, name}]
     include_email_history: bool = False
     only_with_email: bool = True
+    second_key: str = ""  # "" (email only) or "linkedin" (matching.LINKEDIN)
+    second_key_field: str = ""  # the Pipedrive custom field holding it
     pairs: list[dict] | None = None  # [{snovio_field, snovio_label, pipedrive_field, ...}]
 
 
@@ -99,6 +101,8 @@ def save_data_exchange(
                     if list_id not in have
                 )
         integration.only_with_email = data.only_with_email
+        integration.second_key = data.second_key
+        integration.second_key_field = data.second_key_field if data.second_key else ""
         integration.save()
         if data.pairs is not None:
             save_field_mappings(integration, data.pairs)

@@ -106,3 +106,18 @@
     bindTransfer();
   });
 })();
+
+// Second match key (issue 12): show the Pipedrive field choice only when a key is chosen,
+// data-hide-unless-value="#select-id". Without JS the choice shows after saving.
+(function () {
+  "use strict";
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-hide-unless-value]").forEach(function (block) {
+      var select = document.querySelector(block.dataset.hideUnlessValue);
+      if (!select) return;
+      var sync = function () { block.hidden = !select.value; };
+      select.addEventListener("change", sync);
+      sync();
+    });
+  });
+})();

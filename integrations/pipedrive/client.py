@@ -125,13 +125,25 @@ class PipedriveClient:
         persons = self._get("/api/v2/persons", params).get("data") or []
         return [p for p in persons if target in person_emails(p)]
 
-    def _search_person_items(self, term: str) -> Iterator[dict]:
-        params: dict[str, Any] = {
-            "term": term,
-            "fields": "email",
-            "exact_match": "true",
-            "limit": SEARCH_LIMIT,
-        }
+    def search_persons_by_custom_fields(self, term: str) -> list[dict]:
+        """Persons whose searchable custom fields (text types) contain `term`, in full.
+
+        A search (20 tokens, 10 per 2 s): only for a contact no listing or link found. Not
+        exact (a stored URL may carry a scheme or `www.` the term lacks): the caller compares
+        the values it wants exactly.
+        """
+        term = term.strip()
+        if len(term) < 2:
+            return []
+        ids = [item.get("id") for item in self._search_person_items(term, "custom_fields", False)]
+        return self.get_persons([i for i in ids if i]) if ids else []
+
+    def _search_person_items(
+        self, term: str, fields: str = "email", exact: bool = True
+    ) -> Iterator[dict]:
+        params: dict[str, Any] = {"term": term, "fields": fields, "limit": SEARCH_LIMIT}
+        if exact:
+            params["exact_match"] = "true"
         for entry in self._iter_v2("/api/v2/persons/search", params, key="items"):
             yield entry.get("item") or {}
 

@@ -97,8 +97,20 @@ def _record(ctx: SyncContext, persons: list[dict] = (), prospects: list[dict] = 
         return 0
     ctx.person_org_names(persons)
     keyed: dict[str, tuple[str, dict]] = {}
+    # A person without an email may be linked already, under its prospect's key (matched by
+    # the second key): recorded on that link, not on a placeholder of its own.
+    no_email = [int(p["id"]) for p in persons if not mapping.person_email(p)]
+    linked = (
+        dict(
+            RecordLink.objects.filter(
+                integration=ctx.integration, pipedrive_person_id__in=no_email
+            ).values_list("pipedrive_person_id", "email")
+        )
+        if no_email
+        else {}
+    )
     for person in persons:
-        email = mapping.person_email(person)
+        email = mapping.person_email(person) or linked.get(int(person["id"]))
         keyed[email or f"pipedrive:{person['id']}"] = (threeway.PIPEDRIVE, person)
     for prospect in prospects:
         keyed[link_key(mapping.prospect_email(prospect), prospect.get("id"))] = (

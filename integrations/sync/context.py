@@ -34,7 +34,7 @@ from integrations.sync.mapping import (
     pipedrive_field_facts,
     system_pairs,
 )
-from integrations.sync.matching import normalise_email
+from integrations.sync.matching import SecondKey, normalise_email
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +194,13 @@ class Organizations:
         return self.names.get(str(org_id))
 
 
+def second_key_of(integration: Integration) -> SecondKey | None:
+    """The integration's second match key, or None (none chosen, or no Pipedrive field)."""
+    if integration.second_key and integration.second_key_field:
+        return SecondKey(integration.second_key, integration.second_key_field)
+    return None
+
+
 class SyncContext:
     """One integration's clients, spec and record links, for one transfer or change."""
 
@@ -208,6 +215,7 @@ class SyncContext:
         if not self.orgs.supported:
             self.spec.pairs = [p for p in self.spec.pairs if p.pipedrive != "org_id"]
         self.spec.org_names = self.orgs.names
+        self.second_key = second_key_of(integration)
 
     # --- API call accounting --------------------------------------------------------------
     @property
@@ -238,6 +246,7 @@ class SyncContext:
         email: str = "",
         person_id: int | None = None,
         prospect_id: str = "",
+        match_key: str = "",
     ) -> RecordLink | None:
         links = RecordLink.objects.filter(integration=self.integration)
         if person_id:
@@ -249,7 +258,11 @@ class SyncContext:
             if found:
                 return found
         if email:
-            return links.filter(email=normalise_email(email)).first()
+            found = links.filter(email=normalise_email(email)).first()
+            if found:
+                return found
+        if match_key:
+            return links.filter(match_key=match_key).order_by("pk").first()
         return None
 
     def save_link(
@@ -260,23 +273,30 @@ class SyncContext:
         prospect_id: str | None = None,
         snovio_values: dict | None = None,
         person: dict | None = None,
+        match_key: str = "",
     ) -> RecordLink:
         """Record, *after* the writes, what both sides hold now: the link's base.
 
         `key` is the normalised email (or `snovio:<id>` / `pipedrive:<id>` for a contact
         without one). `snovio_values` are the prospect's mapped values (Snov.io space) and
         `person` the Pipedrive person as it stands; a side not given keeps its base.
+        `match_key` is the contact's tagged second-key value, when known.
         """
         link, created = RecordLink.objects.get_or_create(integration=self.integration, email=key)
-        if created and "@" in key:
-            # A contact that gained an email leaves its placeholder link (skip or no-email) behind.
+        if created and "@" in key or person_id and prospect_id and not link.pipedrive_person_id:
+            # A contact that gained an email, or a contact without one matched by the second
+            # key, leaves its placeholder links (skip or no-email) behind.
             placeholders = [f"pipedrive:{person_id}"] if person_id else []
             placeholders += [f"snovio:{prospect_id}"] if prospect_id else []
-            RecordLink.objects.filter(integration=self.integration, email__in=placeholders).delete()
+            RecordLink.objects.filter(
+                integration=self.integration, email__in=[p for p in placeholders if p != key]
+            ).delete()
         if person_id:
             link.pipedrive_person_id = int(person_id)
         if prospect_id:
             link.snovio_prospect_id = str(prospect_id)
+        if match_key:
+            link.match_key = match_key[:300]
         link.base = self.base_of(link.base, snovio_values, person)
         link.save()
         return link

@@ -20,10 +20,24 @@ from integrations.models import SyncEvent
 from integrations.snovio.client import has_detail as snovio_has_detail
 from integrations.sync import conflicts, mapping, sanitize, threeway
 from integrations.sync.context import TO_PIPEDRIVE, TO_SNOVIO, SyncContext, link_key
+from integrations.sync.matching import SecondKey
 
 Outcome = SyncEvent.Outcome
 NO_EMAIL = "No email: “Only contacts with an email” is on, and email is how contacts are matched."
 NO_EMAIL_SNOVIO = "No email: Snov.io keeps prospects by email, so a person without one is not sent."
+
+
+def no_email_nor_key(key: SecondKey) -> str:
+    return (
+        f"No email and no {key.label}: nothing to match it by, so it is not sent "
+        "(it would be created again on every transfer)."
+    )
+
+
+NO_PROSPECT_EMAIL = (
+    "Matched by {label}, but the Snov.io prospect has no email: Snov.io updates a prospect "
+    "only through its email."
+)
 
 
 @dataclass
@@ -125,8 +139,12 @@ def prospect_to_pipedrive(
         cleaned = sanitize.clean_prospect(ctx.snovio.complete(prospect))
         prospect, notes = cleaned.record, list(cleaned.notes)  # the profile, made storable
     snovio_now = mapping.snovio_values(prospect, spec)
-    if not email and ctx.integration.only_with_email:
+    second = ctx.second_key
+    match_key = second.of_prospect(prospect) if second else ""
+    if not email and (ctx.integration.only_with_email or (second and not match_key and not person)):
         result.outcome, result.reason = Outcome.SKIPPED, NO_EMAIL
+        if not ctx.integration.only_with_email and second:
+            result.reason = no_email_nor_key(second)
         if not dry_run:  # remembered, so the catch-up reports it again only once it changes
             ctx.save_link(key, prospect_id=prospect.get("id"), snovio_values=snovio_now)
         return result
@@ -141,6 +159,9 @@ def prospect_to_pipedrive(
             return result
         payload, problems = mapping.new_person_payload(values, spec, ctx.orgs.id_for)
         result.problems += problems
+        if match_key and second:  # the new person carries the key, so it is found by it later
+            custom = payload.setdefault("custom_fields", {})
+            custom.setdefault(second.pipedrive_field, second.prospect_value(prospect))
         ctx.note_creating(key, threeway.PIPEDRIVE, values)
         created = _create_person(ctx, payload, email)
         result.target_id, result.record = str(created["id"]), created
@@ -150,6 +171,7 @@ def prospect_to_pipedrive(
             prospect_id=prospect.get("id"),
             snovio_values=snovio_now,
             person=created,
+            match_key=match_key,
         )
         return result
 
@@ -172,6 +194,7 @@ def prospect_to_pipedrive(
                 prospect_id=prospect.get("id"),
                 snovio_values=snovio_now,
                 person=person,
+                match_key=match_key,
             )
         return result
     result.outcome = Outcome.UPDATED
@@ -185,6 +208,7 @@ def prospect_to_pipedrive(
         prospect_id=prospect.get("id"),
         snovio_values=snovio_now,
         person=result.record,
+        match_key=match_key,
     )
     return result
 
@@ -196,6 +220,9 @@ def needs_profile(ctx: SyncContext, prospect: dict, person: dict | None, key: st
     is not (its other fields are re-checked by the catch-up), to stay within 60 calls/min."""
     if snovio_has_detail(prospect):
         return False
+    second = ctx.second_key
+    if second and second.prospect_value(prospect) is None and not mapping.prospect_emails(prospect):
+        return True  # a row without an email: its LinkedIn URL, in the profile, matches it
     if all(mapping.snovio_known(prospect, k) for k in ctx.spec.snovio_fields):
         return False  # the mapping reads nothing a list row lacks
     if person is None:
@@ -260,7 +287,9 @@ def person_to_snovio(
     email = mapping.person_email(person)
     result = RecordResult(Outcome.UNCHANGED, email=email, record_id=str(person.get("id") or ""))
     ctx.person_org_name(person)
-    if not email:
+    second = ctx.second_key
+    match_key = second.of_person(person) if second else ""
+    if not email and prospect is None:
         result.outcome, result.reason = Outcome.SKIPPED, NO_EMAIL_SNOVIO
         if not dry_run:  # remembered, so the catch-up reports it again only once it changes
             ctx.save_link(
@@ -281,9 +310,10 @@ def person_to_snovio(
             return result
         # A new prospect's email arrives unverified (Snov.io marks API-added emails so).
         ctx.note_creating(email, threeway.SNOVIO, values)
-        answer = ctx.snovio.add_prospect_to_list(
-            spec.target_list_id, mapping.prospect_payload(values, email), update=False
-        )
+        payload = mapping.prospect_payload(values, email)
+        if match_key and second:  # the new prospect carries the key, so it is found by it later
+            payload["socialLinks"] = {"linkedIn": second.person_value(person)}
+        answer = ctx.snovio.add_prospect_to_list(spec.target_list_id, payload, update=False)
         if answer.get("added") is False and answer.get("id"):
             # Already in the list: the prospect existed (no write was made); update it instead.
             existing = _profile(ctx, answer["id"], email)
@@ -298,10 +328,17 @@ def person_to_snovio(
             prospect_id=result.target_id,
             snovio_values=after_write(dict.fromkeys(spec.snovio_fields), values),
             person=person,
+            match_key=match_key,
         )
         return result
 
-    match_email = _shared_email(person, prospect) or email
+    # Matched by the second key, the prospect is written to through its own email: another
+    # email would make Snov.io add a second prospect instead of updating this one.
+    match_email = _shared_email(person, prospect) or mapping.prospect_email(prospect)
+    if not match_email:
+        result.outcome = Outcome.SKIPPED
+        result.reason = NO_PROSPECT_EMAIL.format(label=second.label if second else "key")
+        return result
     key = mapping.normalise_email(match_email)
     result.target_id = str(prospect.get("id") or "")
     current = _known_snovio_values(ctx, prospect, key)
@@ -320,6 +357,7 @@ def person_to_snovio(
                 prospect_id=prospect.get("id"),
                 snovio_values=current,
                 person=person,
+                match_key=match_key,
             )
         return result
     result.outcome = Outcome.UPDATED
@@ -337,6 +375,7 @@ def person_to_snovio(
         prospect_id=prospect.get("id"),
         snovio_values=after_write(current, merged.changes),
         person=person,
+        match_key=match_key,
     )
     return result
 

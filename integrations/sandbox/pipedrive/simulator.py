@@ -29,6 +29,7 @@ from integrations.sandbox.pipedrive.common import (
     _public,
     _shortcuts,
     _sorted,
+    custom_field_key,
 )
 from integrations.sandbox.pipedrive.deals import DealsMixin
 from integrations.sandbox.pipedrive.oauth import OAuthMixin
@@ -136,6 +137,15 @@ class PipedriveSimulator(
         self._ensure_account()
         for index, record in enumerate(persons):
             self._insert_person(self._demo_person(record, index), self._admin_id())
+
+    def add_person_field(self, name: str, field_type: str = "varchar") -> str:
+        """Add a custom person field as an admin would in the app (e.g. "LinkedIn"); its key."""
+        with self.sandbox.lock:
+            self._ensure_account()
+            order = len(self.state["person_fields"]) + 1
+            field = self._insert_field(custom_field_key(name), name, field_type, order, True)
+            self.sandbox.save()
+        return field["key"]
 
     def add_person(self, **fields: Any) -> dict:
         """Create a person as a user of the Pipedrive app would (fires `create` webhooks).
