@@ -3,6 +3,8 @@ through the simulators, in both transfer directions and in real time."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from integrations import tasks
@@ -261,3 +263,99 @@ def test_a_pipedrive_edit_to_a_person_matched_by_linkedin_reaches_its_prospect(
     held = {p["id"]: p for p in box.snovio.prospects()}
     assert held[prospect["id"]]["position"] == "Chief Executive"
     assert len(held) == 1
+
+
+# --- the invariant, on random populations -----------------------------------------------------
+def _spelling(rng: random.Random, slug: str) -> str:
+    """One LinkedIn profile, spelled as users and tools do."""
+    scheme = rng.choice(["https://", "http://", ""])
+    host = rng.choice(["www.linkedin.com", "linkedin.com", "de.linkedin.com", "LinkedIn.com"])
+    return f"{scheme}{host}/in/{rng.choice([slug, slug.upper()])}{rng.choice(['', '/'])}"
+
+
+def _identity(email: int | None, slug: int | None) -> set[str]:
+    """The test's own truth: which pool email and which profile a record holds."""
+    return ({f"email:{email}"} if email is not None else set()) | (
+        {f"url:{slug}"} if slug is not None else set()
+    )
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_populations_are_never_merged_without_a_shared_email_or_key(
+    user, empty_sandbox, linkedin_field, seed
+):
+    """Invariant: a sending record is linked to a record that existed before the run only if
+    the two share a non-empty normalised email or LinkedIn URL (by the URL alone: one no other
+    receiving record holds); no existing record is linked to two sending records; a record is
+    created or matched, never both; one created shares nothing with the receiving side, and
+    one that shares nothing with either side (and has what its receiving side needs) is
+    created."""
+    rng = random.Random(seed)
+    box, field = empty_sandbox, linkedin_field
+    blanks = [None, "", "   "]
+
+    def email() -> tuple[int | None, str | None]:
+        if rng.random() < 0.4:
+            n = rng.randrange(5)
+            return n, rng.choice([f"e{n}@pop.example", f" E{n}@Pop.Example"])
+        return None, rng.choice(blanks)
+
+    def link() -> tuple[int | None, str | None]:
+        if rng.random() < 0.6:
+            n = rng.randrange(5)
+            return n, _spelling(rng, f"person-{n}")
+        return None, rng.choice(blanks)
+
+    persons: dict[str, set[str]] = {}
+    for n in range(rng.randint(0, 7)):
+        (mail_id, mail), (slug, url) = email(), link()
+        fields = {"custom_fields": {field: url}} if url is not None else {}
+        person = box.pipedrive.add_person(name=f"Person {n}", email=mail or None, **fields)
+        persons[str(person["id"])] = _identity(mail_id, slug)
+    prospects: dict[str, set[str]] = {}
+    for n in range(rng.randint(0, 7)):
+        (mail_id, mail), (slug, url) = email(), link()
+        extra = {"social_links": {"linkedIn": url}} if url else {}
+        prospect = box.snovio.add_prospect(
+            "Leads", email=(mail or "").strip(), first_name=f"Pat{n}", last_name="Random", **extra
+        )
+        # Snov.io keeps one prospect per email: a second add with it changes nothing.
+        prospects.setdefault(prospect["id"], _identity(mail_id, slug))
+    direction = rng.choice([SyncRun.Direction.TO_PIPEDRIVE, SyncRun.Direction.TO_SNOVIO])
+    integration = keyed_integration(user, box, field, only_with_email=rng.random() < 0.3)
+    to_pipedrive = direction == SyncRun.Direction.TO_PIPEDRIVE
+    sending, receiving = (prospects, persons) if to_pipedrive else (persons, prospects)
+
+    done = run(integration, direction)
+
+    context = f"seed {seed}: {direction}, persons {persons}, prospects {prospects}"
+    links = RecordLink.objects.filter(integration=integration).exclude(snovio_prospect_id="")
+    pairs = [
+        (p, str(x)) if to_pipedrive else (str(x), p)
+        for p, x in links.exclude(pipedrive_person_id=None).values_list(
+            "snovio_prospect_id", "pipedrive_person_id"
+        )
+    ]
+    matched_to: dict[str, str] = {}
+    for sent, got in pairs:
+        if got not in receiving:
+            continue  # created in the run
+        shared = sending[sent] & receiving[got]
+        assert shared, f"{sent} merged into {got} with no shared key; {context}"
+        if not any(k.startswith("email:") for k in shared):  # by the key alone: unambiguous
+            holders = [r for r, theirs in receiving.items() if shared & theirs]
+            assert holders == [got], f"{sent} merged by a key {holders} share; {context}"
+        assert matched_to.setdefault(got, sent) == sent, f"{got} merged twice; {context}"
+    created = set(done.events.filter(outcome=Outcome.CREATED).values_list("record_id", flat=True))
+    assert not created & set(matched_to.values()), f"created and matched; {context}"
+    for sent, keys in sending.items():
+        shared_with = [r for r, theirs in receiving.items() if keys & theirs]
+        if sent in created:
+            assert not shared_with, f"{sent} created, yet shares with {shared_with}; {context}"
+        alone = not any(keys & theirs for other, theirs in sending.items() if other != sent)
+        has_email = any(k.startswith("email:") for k in keys)
+        creatable = has_email or (to_pipedrive and keys and not integration.only_with_email)
+        if not shared_with and alone and creatable:
+            assert sent in created, f"{sent} shares nothing, yet was not created; {context}"
+    now = box.pipedrive.persons() if to_pipedrive else box.snovio.prospects()
+    assert len(now) == len(receiving) + len(created), context
