@@ -26,7 +26,7 @@ from django.utils import timezone
 from integrations import lifecycle
 from integrations.http import AuthError, RateLimited, RemoteError
 from integrations.models import Integration, PendingChange, RecordLink, SyncEvent
-from integrations.sync import baseline, email_history, mapping, records, sanitize, threeway
+from integrations.sync import baseline, email_history, mapping, sanitize, second_key, threeway
 from integrations.sync.context import TO_PIPEDRIVE, TO_SNOVIO, SyncContext, link_key
 from integrations.sync.locks import integration_lock
 from integrations.sync.queue import waiting
@@ -155,7 +155,7 @@ def _person_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> str
     if prospect is None:
         prospect = _find_prospect(ctx, person)
     if prospect is None and ctx.second_key and not (link and link.snovio_prospect_id):
-        by_key, refused = _link_by_second_key(ctx, person)
+        by_key, refused = second_key.link_by_key(ctx, person)
         if refused:
             return _refused(ctx, TO_SNOVIO, person, refused)
         if by_key is not None:
@@ -214,7 +214,7 @@ def _prospect_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> s
     if person is None:
         person = _find_person(ctx, prospect)
     if person is None and ctx.second_key:
-        person, refused = _find_person_by_second_key(ctx, prospect)
+        person, refused = second_key.person_by_key(ctx, prospect)
         if refused:
             return _refused(ctx, TO_PIPEDRIVE, prospect, refused)
     if person is not None:
@@ -259,69 +259,6 @@ def _find_person(ctx: SyncContext, prospect: dict) -> dict | None:
         if persons:
             return min(persons, key=lambda p: p.get("id") or 0)
     return None
-
-
-def _find_person_by_second_key(ctx: SyncContext, prospect: dict) -> tuple[dict | None, str]:
-    """The one Pipedrive person holding the prospect's second-key value (a search, then
-    compared exactly once normalised), or the reason it cannot be matched: several persons
-    hold it, or the person is already linked to another prospect."""
-    second = ctx.second_key
-    assert second is not None
-    key = second.of_prospect(prospect)
-    if not key:
-        return None, ""
-    value = second.prospect_value(prospect) or ""
-    term = key.split(":", 1)[1]  # the normalised URL: no scheme or `www.` to miss on
-    found = [
-        p for p in ctx.pipedrive.search_persons_by_custom_fields(term) if second.of_person(p) == key
-    ]
-    if len(found) > 1:
-        return None, (
-            f"Several Pipedrive persons have this {second.label} ({value}); ambiguous matches "
-            "are never merged automatically."
-        )
-    if not found:
-        return None, ""
-    link = ctx.link_for(person_id=found[0]["id"])
-    if link and link.snovio_prospect_id and link.snovio_prospect_id != str(prospect.get("id")):
-        return None, (
-            f"The Pipedrive person with this {second.label} ({value}) is already linked to "
-            f"another prospect (#{link.snovio_prospect_id}); never merged automatically."
-        )
-    return found[0], ""
-
-
-def _link_by_second_key(ctx: SyncContext, person: dict) -> tuple[RecordLink | None, str]:
-    """The link of the one Snov.io prospect known to hold the person's second-key value.
-    Snov.io has no search by social link: only prospects SyncBridge has read (a transfer, an
-    earlier change) are known, by their links."""
-    second = ctx.second_key
-    assert second is not None
-    key = second.of_person(person)
-    if not key:
-        return None, ""
-    links = list(
-        RecordLink.objects.filter(integration=ctx.integration, match_key=key)
-        .exclude(snovio_prospect_id="")
-        .order_by("pk")
-    )
-    value = second.person_value(person)
-    if len({link.snovio_prospect_id for link in links}) > 1:
-        return None, (
-            f"Several Snov.io prospects have this {second.label} ({value}); ambiguous matches "
-            "are never merged automatically."
-        )
-    if not links:
-        return None, ""
-    link = links[0]
-    if link.pipedrive_person_id and link.pipedrive_person_id != int(person.get("id") or 0):
-        return None, (
-            f"The Snov.io prospect with this {second.label} ({value}) is already linked to "
-            f"another Pipedrive person (#{link.pipedrive_person_id}); never merged automatically."
-        )
-    if "@" not in link.email:
-        return None, records.NO_PROSPECT_EMAIL.format(label=second.label)
-    return link, ""
 
 
 # --- the queue -----------------------------------------------------------------------------

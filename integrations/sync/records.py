@@ -221,7 +221,12 @@ def needs_profile(ctx: SyncContext, prospect: dict, person: dict | None, key: st
     if snovio_has_detail(prospect):
         return False
     second = ctx.second_key
-    if second and second.prospect_value(prospect) is None and not mapping.prospect_emails(prospect):
+    if (
+        second
+        and not ctx.integration.only_with_email
+        and second.prospect_value(prospect) is None
+        and not mapping.prospect_emails(prospect)
+    ):
         return True  # a row without an email: its LinkedIn URL, in the profile, matches it
     if all(mapping.snovio_known(prospect, k) for k in ctx.spec.snovio_fields):
         return False  # the mapping reads nothing a list row lacks

@@ -42,8 +42,9 @@ from integrations.lifecycle import set_status
 from integrations.models import Integration, Provider, SyncEvent, SyncRun
 from integrations.sync import locks, mapping, sanitize
 from integrations.sync.context import TO_PIPEDRIVE, SyncContext
-from integrations.sync.matching import Match, PackedIndex
+from integrations.sync.matching import PackedIndex
 from integrations.sync.records import RecordResult, person_to_snovio, prospect_to_pipedrive
+from integrations.sync.second_key import TransferKeys
 
 log = logging.getLogger(__name__)
 
@@ -289,9 +290,10 @@ class _Transfer:
         )
         self.conflict_count = run.events.filter(changes__has_key="conflicts").count()
         self.preview: list[dict] = list(run.preview or []) if run.dry_run else []
-        self.second_key = ctx.second_key
-        self.key_field = [self.second_key.pipedrive_field] if self.second_key else []
-        self.prospect_keys_read = False  # to Snov.io: the listed prospects' profiles read
+        # The second match key (second_key.py), when the integration has one.
+        second = ctx.second_key
+        self.keys = TransferKeys(ctx, second, run.direction == TO_PIPEDRIVE) if second else None
+        self.key_field = [second.pipedrive_field] if second else []
 
     # --- the two directions -----------------------------------------------------------------
     def execute(self) -> bool:
@@ -316,7 +318,7 @@ class _Transfer:
             self.run.total = sum(int(contacts.get(str(i), 0)) for i in wanted)
         # Streamed into a packed index, never held as dicts (100,000 persons at about 4 KB
         # each would be 400 MB); persons without an email are reached by a link's person id.
-        index = PackedIndex(self._person_keys)
+        index = PackedIndex(self.keys.person_keys if self.keys else mapping.person_emails)
         no_email: dict[str, int] = {}
         for raw in ctx.pipedrive.iter_persons():
             person = _mapped_only(sanitize.clean_person(raw).record, ctx.spec, self.key_field)
@@ -360,21 +362,22 @@ class _Transfer:
                 person = _mapped_only(full.record, self.ctx.spec)
         if person is None and not emails and not self.ctx.integration.only_with_email:
             person = self._linked_person(record_id, index, no_email)
-        if (
-            person is None
-            and self.second_key
-            and (emails or not self.ctx.integration.only_with_email)
-        ):
-            prospect, match, refused = self._by_second_key(prospect, record_id, index)
-            if refused:
-                self._refuse(record_id, emails[0] if emails else "", refused)
+        if person is None and self.keys and (emails or not self.ctx.integration.only_with_email):
+            by_key = self.keys.match(prospect, record_id, index, self.lease.renew)
+            if by_key.refused:
+                self._refuse(record_id, emails[0] if emails else "", by_key.refused)
                 return
+            prospect, match = by_key.record, by_key.match
             person = match.record if match else None
+            if match is not None and person is None:  # created in this run: read in full
+                full = sanitize.clean_person(self.ctx.pipedrive.get_person(match.record_id))
+                person = _mapped_only(full.record, self.ctx.spec, self.key_field)
         result = self._apply(
             prospect_to_pipedrive, prospect, person, record_id, emails[:1], cleaned.notes
         )
         if result and result.record and result.outcome == Outcome.CREATED:
-            index.add_id(self._person_keys(result.record), result.record["id"])
+            keys = self.keys.person_keys if self.keys else mapping.person_emails
+            index.add_id(keys(result.record), result.record["id"])
         elif result and result.record and match is not None:
             index.replace(match, _mapped_only(result.record, self.ctx.spec, self.key_field))
 
@@ -394,94 +397,10 @@ class _Transfer:
             _mapped_only(sanitize.clean_person(found[0]).record, self.ctx.spec) if found else None
         )
 
-    # --- the second match key (matching.SecondKey) -----------------------------------------
-    def _person_keys(self, person: dict) -> list[str]:
-        keys = mapping.person_emails(person)
-        return [*keys, self.second_key.of_person(person)] if self.second_key else keys
-
-    def _prospect_keys(self, prospect: dict) -> list[str]:
-        keys = mapping.prospect_emails(prospect)
-        return [*keys, self.second_key.of_prospect(prospect)] if self.second_key else keys
-
-    def _by_second_key(
-        self, record: dict, record_id: str, index: PackedIndex
-    ) -> tuple[dict, Match | None, str]:
-        """A sending record that matched nothing by email, matched by the second key:
-        (the record, completed when its key needed a profile read; the match or None; the
-        reason it must be skipped, or ""). A value several receiving records share, or whose
-        record is already linked to another sending record, is never merged."""
-        second = self.second_key
-        assert second is not None
-        to_pipedrive = self.run.direction == TO_PIPEDRIVE
-        if to_pipedrive:
-            if second.prospect_value(record) is None:  # a list row: the profile has the links
-                record = sanitize.clean_prospect(self.ctx.snovio.complete(record)).record
-            key, value = second.of_prospect(record), second.prospect_value(record)
-        else:
-            key, value = second.of_person(record), second.person_value(record)
-            if key:
-                self._read_prospect_keys(index)
-        if not key:
-            return record, None, ""
-        other = "Pipedrive persons" if to_pipedrive else "Snov.io prospects"
-        if index.ambiguous(key):
-            return (
-                record,
-                None,
-                (
-                    f"Several {other} have this {second.label} ({value}); ambiguous matches are "
-                    "never merged automatically."
-                ),
-            )
-        match = index.find([key])
-        if match is None:
-            return record, None, ""
-        if to_pipedrive:
-            link = self.ctx.link_for(person_id=match.record_id)
-            linked_to = link.snovio_prospect_id if link else ""
-        else:
-            link = self.ctx.link_for(prospect_id=str(match.record_id))
-            linked_to = str(link.pipedrive_person_id or "") if link else ""
-        if linked_to and linked_to != record_id:
-            return (
-                record,
-                None,
-                (
-                    f"The record with this {second.label} ({value}) is already linked to another "
-                    f"record (#{linked_to}); records sharing a key are never merged automatically."
-                ),
-            )
-        if match.record is None:  # created in this run (by id only): read in full
-            if to_pipedrive:
-                full = sanitize.clean_person(self.ctx.pipedrive.get_person(match.record_id))
-                match = Match(
-                    None,
-                    _mapped_only(full.record, self.ctx.spec, self.key_field),
-                    match.record_id,
-                    key,
-                )
-            else:
-                return record, None, ""
-        return record, match, ""
-
-    def _read_prospect_keys(self, index: PackedIndex) -> None:
-        """Index the listed prospects by the second key, once per run slice: list rows carry no
-        social links, so each prospect's profile is read (one Snov.io call each)."""
-        if self.prospect_keys_read:
-            return
-        self.prospect_keys_read = True
-        second = self.second_key
-        assert second is not None
-        for slot, prospect in index.records():
-            if second.prospect_value(prospect) is None:
-                self.lease.renew()
-                full = sanitize.clean_prospect(self.ctx.snovio.complete(prospect)).record
-                index.replace(Match(slot, prospect, prospect.get("id"), ""), full)
-
     def _to_snovio(self) -> bool:
         ctx, cp = self.ctx, self.cp
         # Streamed into a packed index: nothing is kept per prospect as a dict.
-        index = PackedIndex(self._prospect_keys)
+        index = PackedIndex(self.keys.prospect_keys if self.keys else mapping.prospect_emails)
         for list_id in ctx.sending_list_ids_from(ctx.snovio.get_user_lists(), every=True):
             for prospect in ctx.snovio.iter_prospects(list_id):
                 index.add(sanitize.clean_prospect(prospect).record)
@@ -509,18 +428,19 @@ class _Transfer:
         person = cleaned.record
         emails = mapping.person_emails(person)
         match = index.find(emails)
-        if match is None and self.second_key:
-            person, match, refused = self._by_second_key(person, record_id, index)
-            if refused:
-                self._refuse(record_id, emails[0] if emails else "", refused)
+        if match is None and self.keys:
+            by_key = self.keys.match(person, record_id, index, self.lease.renew)
+            if by_key.refused:
+                self._refuse(record_id, emails[0] if emails else "", by_key.refused)
                 return
+            match = by_key.match
         found = match.record if match else None
         if match is not None and found is None:  # created in this run: its list row, by id
             found = {"id": match.record_id, "emails": [{"email": match.email}]}
         result = self._apply(person_to_snovio, person, found, record_id, emails[:1], cleaned.notes)
         if result and result.outcome == Outcome.CREATED and result.target_id:
-            keys = [result.email, self.second_key.of_person(person) if self.second_key else ""]
-            index.add_id(keys, result.target_id)
+            key = self.keys.second.of_person(person) if self.keys else ""
+            index.add_id([result.email, key], result.target_id)
         elif result and result.record and match is not None:
             index.replace(match, result.record)
 
