@@ -246,7 +246,6 @@ class SyncContext:
         email: str = "",
         person_id: int | None = None,
         prospect_id: str = "",
-        match_key: str = "",
     ) -> RecordLink | None:
         links = RecordLink.objects.filter(integration=self.integration)
         if person_id:
@@ -258,11 +257,7 @@ class SyncContext:
             if found:
                 return found
         if email:
-            found = links.filter(email=normalise_email(email)).first()
-            if found:
-                return found
-        if match_key:
-            return links.filter(match_key=match_key).order_by("pk").first()
+            return links.filter(email=normalise_email(email)).first()
         return None
 
     def save_link(
