@@ -1,0 +1,426 @@
+"""Undo a transfer, or one record's change from the history: put back what it wrote.
+
+For each record a transfer created or updated (its SyncEvent holds, per field, the value it
+found, `old`, and the value it wrote, `new`), the receiving side's record is read again and:
+
+- a field still holding what the transfer wrote goes back to its old value;
+- a field changed since (it no longer holds `new`) is left alone, listed with the reason;
+- a field the transfer filled on an empty Snov.io prospect is left alone: Snov.io's API
+  offers no way to empty a field (`threeway.py`);
+- a record the transfer created is removed, unless a mapped field was changed since; a
+  Snov.io prospect is never removed: Snov.io's API has no method to delete a prospect or take
+  it out of a list (docs/specs/snovio-shapes.md), so it is listed as left alone.
+
+The decision is pure (`plan_record`); `execute` performs it through the clients.
+
+Exactly once: the database allows one real undo per transfer and per event (`Undo`
+constraints), and an event is undone by at most one undo event (`SyncEvent.undoes` is
+unique). A worker that dies mid-way leaves a resumable undo: `execute` again skips the events
+already undone, and a record whose write landed before the crash is found already restored
+(or already gone) on the re-read, so nothing is written twice.
+
+No echo: while a real undo runs the integration is Syncing (the webhooks of its own writes
+wait, as during a transfer), and each write is recorded in the link's base before the
+integration is Active again, so the held webhooks find nothing changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from integrations.http import RemoteError
+from integrations.lifecycle import set_status
+from integrations.models import Integration, RecordLink, SyncEvent, SyncRun, Undo
+from integrations.sync import locks, mapping, sanitize, threeway
+from integrations.sync.context import TO_PIPEDRIVE, SyncContext
+from integrations.sync.records import _known_snovio_values, after_write, drop_same_name
+
+log = logging.getLogger(__name__)
+
+Outcome = SyncEvent.Outcome
+UNDOABLE = (Outcome.CREATED, Outcome.UPDATED)
+TASK = "integrations.tasks.run_undo"
+
+CHANGED_SINCE = "changed since the transfer (now “{now}”)"
+CANNOT_EMPTY = "Snov.io's API offers no way to empty a field"
+CANNOT_REMOVE_PROSPECT = (
+    "Snov.io's API has no way to delete a prospect or take it out of a list: "
+    "delete it in Snov.io if it should go"
+)
+GONE = "The record no longer exists"
+
+
+class UndoRefused(Exception):
+    """The undo cannot start; the message says why."""
+
+
+# --- the decision (pure) -------------------------------------------------------------------
+
+
+@dataclass
+class RecordPlan:
+    """What undoing one event does to its record.
+
+    `action`: "restore" (write `restore`), "remove" (delete the record), "leave" (nothing
+    can be undone: see `reason` and `left_alone`), "done" (already as before: a resumed undo
+    or a user put it back), "gone" (a created record already deleted).
+    `rows` are the fields written, as a preview row shows them: {key: {old: now, new: after}}.
+    """
+
+    action: str
+    restore: dict[str, Any] = field(default_factory=dict)
+    rows: dict[str, dict] = field(default_factory=dict)
+    left_alone: dict[str, dict] = field(default_factory=dict)
+    reason: str = ""
+
+
+def _same(now: Any, written: Any, key: str) -> bool:
+    caseless = key in threeway.CASELESS_FIELDS
+    return threeway.same(sanitize.json_safe(now), written, caseless)
+
+
+def plan_record(
+    created: bool, fields: Mapping[str, dict], current: Mapping[str, Any] | None, to_snovio: bool
+) -> RecordPlan:
+    """How to undo one event's `fields` ({key: {old, new, label}}) on a record holding
+    `current` now (None: the record is gone). `to_snovio`: the record is a Snov.io prospect."""
+    if current is None:
+        return RecordPlan("gone" if created else "leave", reason="" if created else GONE)
+    changed = {
+        key: {"label": entry.get("label") or key, "reason": CHANGED_SINCE.format(now=now)}
+        for key, entry in fields.items()
+        if not _same(now := current.get(key), entry.get("new"), key)
+        and not (not created and _same(now, entry.get("old"), key))
+    }
+    if created:
+        if changed:
+            return RecordPlan(
+                "leave", left_alone=changed, reason="Not removed: it was changed since"
+            )
+        if to_snovio:
+            return RecordPlan("leave", reason=CANNOT_REMOVE_PROSPECT)
+        return RecordPlan("remove")
+    plan = RecordPlan("done", left_alone=changed)
+    for key, entry in fields.items():
+        now, old = current.get(key), entry.get("old")
+        if key in changed or _same(now, old, key):
+            continue
+        if to_snovio and mapping.is_empty(old):
+            plan.left_alone[key] = {"label": entry.get("label") or key, "reason": CANNOT_EMPTY}
+            continue
+        plan.restore[key] = old
+        plan.rows[key] = {"old": now, "new": old, "label": entry.get("label") or key}
+    if plan.restore:
+        plan.action = "restore"
+    elif plan.left_alone:
+        plan.action = "leave"
+    return plan
+
+
+# --- starting one --------------------------------------------------------------------------
+
+
+def undoable_events(run: SyncRun):
+    return run.events.filter(outcome__in=UNDOABLE, undo__isnull=True).order_by("pk")
+
+
+def check_undoable(run: SyncRun | None = None, event: SyncEvent | None = None) -> None:
+    """Raise UndoRefused, with the reason, when this transfer or event cannot be undone."""
+    source = run or (event.run if event else None)
+    if event is not None:
+        if event.undo_id or event.outcome not in UNDOABLE:
+            raise UndoRefused("Only a record a transfer created or updated can be undone.")
+        if source is None:
+            raise UndoRefused("Only changes made by a transfer can be undone (not real-time ones).")
+        if SyncEvent.objects.filter(undoes=event).exists():
+            raise UndoRefused("This change was already undone.")
+    if source is None or source.dry_run:
+        raise UndoRefused("A preview wrote nothing: there is nothing to undo.")
+    if source.is_active:
+        raise UndoRefused("The transfer is still running: undo it once it has finished.")
+    if run is not None and Undo.objects.filter(run=run, dry_run=False).exists():
+        raise UndoRefused("This transfer was already undone.")
+    if event is not None and Undo.objects.filter(event=event, dry_run=False).exists():
+        raise UndoRefused("This change was already undone.")
+    integration = source.integration
+    if integration.runs.filter(dry_run=False, status__in=SyncRun.ACTIVE).exists():
+        raise UndoRefused("A transfer is running: undo once it has finished.")
+
+
+def start_undo(
+    integration: Integration,
+    *,
+    run: SyncRun | None = None,
+    event: SyncEvent | None = None,
+    dry_run: bool = False,
+    user: Any = None,
+) -> Undo:
+    """Create the undo (or its preview) and queue it. A second real undo of the same transfer
+    or event is refused by the database even when two requests race past the checks."""
+    check_undoable(run, event)
+    try:
+        with transaction.atomic():
+            undo = Undo.objects.create(
+                integration=integration,
+                run=run,
+                event=event,
+                dry_run=dry_run,
+                started_by=user if getattr(user, "is_authenticated", False) else None,
+            )
+    except IntegrityError as exc:
+        raise UndoRefused("This was already undone.") from exc
+    enqueue(undo.pk)
+    return undo
+
+
+def enqueue(undo_id: int) -> None:
+    async_task(TASK, undo_id, task_name=f"undo-{undo_id}")
+
+
+def resume(undo: Undo) -> None:
+    """Queue again an undo that failed or whose worker died (it goes on where it stopped)."""
+    if undo.status != SyncRun.Status.DONE:
+        enqueue(undo.pk)
+
+
+# --- performing it -------------------------------------------------------------------------
+
+
+def execute_by_id(undo_id: int, ctx: SyncContext | None = None) -> str:
+    undo = Undo.objects.filter(pk=undo_id).first()
+    if undo is None:
+        return f"undo {undo_id}: no such undo"
+    execute(undo, ctx=ctx)
+    return f"undo {undo.pk}: {undo.status} {summary(undo)}"
+
+
+def summary(undo: Undo) -> str:
+    return (
+        f"restored={undo.restored} removed={undo.removed} "
+        f"left_alone={undo.left_alone} failed={undo.failed}"
+    )
+
+
+def execute(undo: Undo, ctx: SyncContext | None = None) -> Undo:
+    """Run (or resume) the undo to its end, unless another worker is running it."""
+    with locks.undo_lock(undo.pk) as mine:
+        undo.refresh_from_db()
+        if not mine or undo.status == SyncRun.Status.DONE:
+            return undo
+        integration = Integration.objects.select_related("pipedrive", "snovio").get(
+            pk=undo.integration_id
+        )
+        _start(undo, integration)
+        try:
+            job = _Undo(undo, ctx or SyncContext(integration))
+            job.run()
+        except Exception as exc:  # a worker *killed* mid-way never gets here: resumed later
+            log.exception("undo %s failed", undo.pk)
+            undo.status, undo.error = SyncRun.Status.FAILED, sanitize.strip_control(str(exc))
+        else:
+            undo.status = SyncRun.Status.DONE
+        undo.finished_at = timezone.now()
+        undo.save(update_fields=["status", "error", "finished_at"])
+        _end(undo, integration)
+    return undo
+
+
+def _start(undo: Undo, integration: Integration) -> None:
+    undo.status, undo.error = SyncRun.Status.RUNNING, ""
+    fields = ["status", "error"]
+    if not undo.dry_run and integration.status == Integration.Status.ACTIVE:
+        undo.status_before = integration.status
+        fields.append("status_before")
+        set_status(integration, Integration.Status.SYNCING, undo.started_by, f"{undo} is running")
+    undo.save(update_fields=fields)
+
+
+def _end(undo: Undo, integration: Integration) -> None:
+    """Back to Active (the held webhooks are then applied, and find nothing to do)."""
+    integration.refresh_from_db(fields=["status"])
+    if undo.status_before and integration.status == Integration.Status.SYNCING:
+        set_status(integration, undo.status_before, undo.started_by, f"{undo}: {summary(undo)}")
+
+
+class _Undo:
+    def __init__(self, undo: Undo, ctx: SyncContext):
+        self.undo = undo
+        self.ctx = ctx
+        self.preview: list[dict] = []
+
+    def run(self) -> None:
+        undo = self.undo
+        if undo.event_id:
+            events = SyncEvent.objects.filter(pk=undo.event_id)
+        else:
+            events = undoable_events(undo.run)
+        for event in events.select_related("run").iterator():
+            if not undo.dry_run and SyncEvent.objects.filter(undoes=event).exists():
+                continue  # undone before a crash, or by an undo of this one record
+            self.one(event)
+        if undo.dry_run:
+            undo.preview = sanitize.json_safe(self.preview)
+            undo.save(update_fields=["preview"])
+        self.save_counts()
+
+    def one(self, event: SyncEvent) -> None:
+        to_snovio = event.direction != TO_PIPEDRIVE
+        target = self.target_id(event, to_snovio)
+        fields = (event.changes or {}).get("fields") or {}
+        created = event.outcome == Outcome.CREATED
+        try:
+            current, record = self.read(target, to_snovio, fields, event.email)
+            plan = plan_record(created, fields, current, to_snovio)
+            if self.undo.dry_run:
+                self.preview.append(_preview_row(event, plan))
+                return
+            self.apply(plan, target, record, to_snovio, event.email, current)
+        except RemoteError as exc:
+            if self.undo.dry_run:
+                self.preview.append({"email": event.email, "action": "failed", "reason": str(exc)})
+                return
+            self.record(event, Outcome.FAILED, f"{exc} (after retries)", {}, done=False)
+            return
+        self.record(event, *_outcome(plan))
+
+    # --- reading and writing one record ----------------------------------------------------
+    def target_id(self, event: SyncEvent, to_snovio: bool) -> str:
+        target = str((event.changes or {}).get("target_id") or "")
+        if target or not event.record_id:
+            return target
+        if to_snovio:
+            link = self.ctx.link_for(person_id=int(event.record_id))
+            return link.snovio_prospect_id if link else ""
+        link = self.ctx.link_for(prospect_id=event.record_id)
+        return str(link.pipedrive_person_id or "") if link else ""
+
+    def read(self, target: str, to_snovio: bool, fields: Mapping, email: str):
+        """The record's mapped values now (None when it is gone) and the record itself."""
+        if not target:
+            return None, None
+        keys = list(fields)
+        if to_snovio:
+            prospect = self.ctx.snovio.get_prospect_by_id(target)
+            if prospect is None:
+                return None, None
+            prospect.setdefault("emails", [{"email": email}])
+            values = _known_snovio_values(self.ctx, prospect, mapping.normalise_email(email))
+            return values, prospect
+        found = self.ctx.pipedrive.get_persons([int(target)])
+        if not found:
+            return None, None
+        person = sanitize.clean_person(found[0]).record
+        self.ctx.person_org_name(person)
+        return mapping.pipedrive_values(person, self.ctx.spec, keys), person
+
+    def apply(self, plan: RecordPlan, target, record, to_snovio: bool, email: str, current):
+        ctx = self.ctx
+        if plan.action == "remove":
+            ctx.pipedrive.delete_person(int(target))
+            RecordLink.objects.filter(
+                integration=ctx.integration, pipedrive_person_id=int(target)
+            ).delete()
+        elif plan.action == "restore" and to_snovio:
+            link = ctx.link_for(prospect_id=target) or ctx.link_for(email=email)
+            ctx.snovio.add_prospect_to_list(
+                ctx.spec.target_list_id,
+                mapping.prospect_payload(plan.restore, email, full=False),
+                update=True,
+            )
+            if link:
+                ctx.save_link(
+                    link.email,
+                    prospect_id=target,
+                    snovio_values=after_write(current, plan.restore),
+                )
+        elif plan.action == "restore":
+            payload, problems = mapping.person_payload(
+                plan.restore, ctx.spec, record, ctx.orgs.id_for
+            )
+            payload = drop_same_name(payload, record)
+            for problem in problems:
+                plan.reason = f"{plan.reason}; {problem}" if plan.reason else problem
+            if payload:
+                record = ctx.pipedrive.update_person(int(target), payload)
+            link = ctx.link_for(person_id=int(target))
+            if link:
+                ctx.save_link(link.email, person_id=int(target), person=record)
+
+    def record(self, event: SyncEvent, outcome: str, reason: str, changes: dict, done=True):
+        """The undo's event for `event`; `done` marks `event` undone (once, by the database)."""
+        changes = {**changes, "undoes": event.pk}
+        try:
+            with transaction.atomic():
+                SyncEvent.objects.create(
+                    integration_id=event.integration_id,
+                    run=None,
+                    undo=self.undo,
+                    undoes=event if done else None,
+                    direction=event.direction,
+                    email=event.email,
+                    record_id=event.record_id,
+                    outcome=outcome,
+                    reason=sanitize.json_safe(f"{self.undo}: {reason}")[:2000],
+                    changes=sanitize.json_safe(changes),
+                    at=timezone.now(),
+                )
+        except IntegrityError:
+            log.info("undo %s: event %s was undone by another worker", self.undo.pk, event.pk)
+
+    def save_counts(self) -> None:
+        undo = self.undo
+        if undo.dry_run:
+            actions = [row["action"] for row in self.preview]
+            undo.restored = sum(a in ("updated", "unchanged") for a in actions)
+            undo.removed = actions.count("removed")
+            undo.left_alone = actions.count("skipped")
+            undo.failed = actions.count("failed")
+        else:
+            counts = dict.fromkeys(Outcome.values, 0)
+            for outcome in undo.events.values_list("outcome", flat=True):
+                counts[outcome] += 1
+            undo.restored = counts[Outcome.UPDATED] + counts[Outcome.UNCHANGED]
+            undo.removed = counts[Outcome.REMOVED]
+            undo.left_alone = counts[Outcome.SKIPPED]
+            undo.failed = counts[Outcome.FAILED]
+        undo.save(update_fields=["restored", "removed", "left_alone", "failed"])
+
+
+def _outcome(plan: RecordPlan) -> tuple[str, str, dict]:
+    """The undo event's outcome, reason and changes for a plan carried out."""
+    changes: dict[str, Any] = {}
+    if plan.rows:
+        changes["fields"] = plan.rows
+    if plan.left_alone:
+        changes["left_alone"] = plan.left_alone
+    kept = "; ".join(f"{e['label']} left alone: {e['reason']}" for e in plan.left_alone.values())
+    if plan.action == "remove":
+        return Outcome.REMOVED, "removed the record the transfer created", changes
+    if plan.action == "gone":
+        return Outcome.REMOVED, "the record the transfer created was already deleted", changes
+    if plan.action == "restore":
+        labels = ", ".join(row["label"] for row in plan.rows.values())
+        text = f"restored {labels}" + (f"; {kept}" if kept else "")
+        return Outcome.UPDATED, text + (f"; {plan.reason}" if plan.reason else ""), changes
+    if plan.action == "done":
+        return Outcome.UNCHANGED, "already as before the transfer", changes
+    return Outcome.SKIPPED, "; ".join(t for t in (plan.reason, kept) if t), changes
+
+
+def _preview_row(event: SyncEvent, plan: RecordPlan) -> dict:
+    """A preview row shaped like a transfer preview's, with what would be left alone."""
+    outcome, reason, changes = _outcome(plan)
+    return {
+        "email": event.email,
+        "record_id": event.record_id,
+        "action": outcome,
+        "reason": reason,
+        **changes,
+    }
