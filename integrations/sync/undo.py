@@ -93,6 +93,8 @@ def plan_record(
     `current` now (None: the record is gone). `to_snovio`: the record is a Snov.io prospect."""
     if current is None:
         return RecordPlan("gone" if created else "leave", reason="" if created else GONE)
+    if created:  # every mapped field counts: one the transfer left empty may be filled since
+        fields = {**{key: {"new": None} for key in current}, **fields}
     changed = {
         key: {"label": entry.get("label") or key, "reason": CHANGED_SINCE.format(now=now)}
         for key, entry in fields.items()
@@ -276,7 +278,7 @@ class _Undo:
         fields = (event.changes or {}).get("fields") or {}
         created = event.outcome == Outcome.CREATED
         try:
-            current, record = self.read(target, to_snovio, fields, event.email)
+            current, record = self.read(target, to_snovio, fields, event.email, created)
             plan = plan_record(created, fields, current, to_snovio)
             if self.undo.dry_run:
                 self.preview.append(_preview_row(event, plan))
@@ -301,11 +303,11 @@ class _Undo:
         link = self.ctx.link_for(prospect_id=event.record_id)
         return str(link.pipedrive_person_id or "") if link else ""
 
-    def read(self, target: str, to_snovio: bool, fields: Mapping, email: str):
+    def read(self, target: str, to_snovio: bool, fields: Mapping, email: str, created: bool):
         """The record's mapped values now (None when it is gone) and the record itself."""
         if not target:
             return None, None
-        keys = list(fields)
+        keys = list(fields) if not created else self.ctx.spec.pipedrive_fields
         if to_snovio:
             prospect = self.ctx.snovio.get_prospect_by_id(target)
             if prospect is None:
