@@ -21,7 +21,9 @@ already undone, and a record whose write landed before the crash is found alread
 
 No echo: while a real undo runs the integration is Syncing (the webhooks of its own writes
 wait, as during a transfer), and each write is recorded in the link's base before the
-integration is Active again, so the held webhooks find nothing changed.
+integration is Active again, so the held webhooks find nothing changed. A removed person's
+link loses its Pipedrive side but keeps its Snov.io one (`forget_person`), so the catch-up
+does not take the prospect for a new one and create the person again.
 """
 
 from __future__ import annotations
@@ -326,9 +328,10 @@ class _Undo:
         ctx = self.ctx
         if plan.action == "remove":
             ctx.pipedrive.delete_person(int(target))
-            RecordLink.objects.filter(
+            for link in RecordLink.objects.filter(
                 integration=ctx.integration, pipedrive_person_id=int(target)
-            ).delete()
+            ):
+                forget_person(link)
         elif plan.action == "restore" and to_snovio:
             link = ctx.link_for(prospect_id=target) or ctx.link_for(email=email)
             ctx.snovio.add_prospect_to_list(
@@ -393,6 +396,18 @@ class _Undo:
             undo.left_alone = counts[Outcome.SKIPPED]
             undo.failed = counts[Outcome.FAILED]
         undo.save(update_fields=["restored", "removed", "left_alone", "failed"])
+
+
+def forget_person(link: RecordLink) -> None:
+    """The link of a person the undo removed. Its Snov.io side stays: without it, the catch-up
+    would take the prospect for one new since launch and create the person again. A link with
+    no Snov.io side is deleted."""
+    base = {k: v for k, v in (link.base or {}).items() if k in (threeway.SNOVIO,)}
+    if not link.snovio_prospect_id and not base:
+        link.delete()
+        return
+    link.pipedrive_person_id, link.base = None, base
+    link.save(update_fields=["pipedrive_person_id", "base", "updated_at"])
 
 
 def _outcome(plan: RecordPlan) -> tuple[str, str, dict]:

@@ -70,7 +70,7 @@ def test_undo_of_a_transfer_to_pipedrive_restores_fields_removes_created_and_lis
     reasons = dict(undo.events.values_list("email", "reason"))
     assert "changed since the transfer" in reasons["bob@x.example"]
     assert "Not removed" in reasons["di@x.example"]
-    assert not integration.links.filter(email="cy@x.example").exists()
+    assert not integration.links.filter(pipedrive_person_id__isnull=False, email="cy@x.example")
     integration.refresh_from_db()
     assert integration.status == "active"
 
@@ -263,3 +263,27 @@ def test_a_resumed_undo_after_a_crash_ends_as_one_undo_would_whatever_was_edited
             )
             assert threeway.same(values.get(key), want), f"seed {seed}: {event.email} {key}"
     assert SyncEvent.objects.filter(undo=undo).count() == len(events), f"seed {seed}"
+
+
+def test_the_undos_own_writes_do_not_come_back_through_webhooks_or_the_catch_up(
+    user, empty_sandbox, queued
+):
+    """Two-way: after the undo, the held webhooks of its writes and a catch-up cycle change
+    nothing on either side (no echo, and the removed person is not created again)."""
+    from integrations.sync import realtime, runs
+
+    box = empty_sandbox
+    integration, _, _ = to_pipedrive_scene(user, box)
+    runs.catch_up_integration(integration.pk)  # the lists are known: their prospects recorded
+    realtime.drain(integration.pk)
+    run = transfer(create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, "snovio"))
+    execute(start_undo(integration, run=run, user=user))
+    persons, prospects = box.pipedrive.persons(), box.snovio.prospects()
+
+    realtime.drain(integration.pk)
+    runs.catch_up_integration(integration.pk)
+    realtime.drain(integration.pk)
+
+    assert box.pipedrive.persons() == persons
+    assert box.snovio.prospects() == prospects
+    assert person_by_email(box, "cy@x.example") is None
