@@ -44,8 +44,9 @@ def catch_up(integration_id: int) -> str:
 
 
 def catch_up_all() -> str:
-    """Scheduled: catch up every running integration and resume stalled transfers."""
-    return runs.catch_up_all_integrations()
+    """Scheduled: catch up every running integration and resume stalled transfers and undos."""
+    resumed = undo.resume_stalled()
+    return f"{runs.catch_up_all_integrations()}; resumed {resumed} undo(s)"
 
 
 def register_webhooks(integration_id: int) -> str:

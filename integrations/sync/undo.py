@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 Outcome = SyncEvent.Outcome
 UNDOABLE = (Outcome.CREATED, Outcome.UPDATED)
 TASK = "integrations.tasks.run_undo"
+STALLED_AFTER = timedelta(minutes=5)
 
 CHANGED_SINCE = "changed since the transfer (now “{now}”)"
 CANNOT_EMPTY = "Snov.io's API offers no way to empty a field"
@@ -192,6 +194,18 @@ def resume(undo: Undo) -> None:
     """Queue again an undo that failed or whose worker died (it goes on where it stopped)."""
     if undo.status != SyncRun.Status.DONE:
         enqueue(undo.pk)
+
+
+def resume_stalled(now=None) -> int:
+    """Queue again every undo that has not finished a while after it was started (its worker
+    died, or its task was lost); a live worker keeps it (`undo_lock`), so this never doubles
+    one. Called by the scheduled catch-up, so an integration is not left Syncing."""
+    before = (now or timezone.now()) - STALLED_AFTER
+    stalled = Undo.objects.filter(status__in=Undo.ACTIVE, created_at__lt=before)
+    ids = list(stalled.values_list("pk", flat=True))
+    for undo_id in ids:
+        enqueue(undo_id)
+    return len(ids)
 
 
 # --- performing it -------------------------------------------------------------------------

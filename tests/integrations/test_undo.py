@@ -287,3 +287,41 @@ def test_the_undos_own_writes_do_not_come_back_through_webhooks_or_the_catch_up(
     assert box.pipedrive.persons() == persons
     assert box.snovio.prospects() == prospects
     assert person_by_email(box, "cy@x.example") is None
+
+
+def test_an_undo_whose_worker_died_is_queued_again_by_the_scheduled_catch_up(
+    user, empty_sandbox, queued
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from integrations import tasks
+
+    integration, _, _ = to_pipedrive_scene(user, empty_sandbox)
+    run = transfer(create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, "snovio"))
+    fresh = start_undo(integration, run=run, user=user)
+    queued.clear()
+    assert undo_service.resume_stalled() == 0  # just started: its worker may be on it
+    Undo.objects.filter(pk=fresh.pk).update(created_at=timezone.now() - timedelta(minutes=6))
+
+    tasks.catch_up_all()
+
+    assert queued == [fresh.pk]
+    execute(fresh)
+    queued.clear()
+    assert undo_service.resume_stalled() == 0 and fresh.status == SyncRun.Status.DONE
+
+
+def test_a_second_worker_given_an_undo_that_another_runs_does_nothing(user, empty_sandbox, queued):
+    from integrations.sync import locks
+
+    integration, _, _ = to_pipedrive_scene(user, empty_sandbox)
+    run = transfer(create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, "snovio"))
+    undo = start_undo(integration, run=run, user=user)
+    mark = len(empty_sandbox.request_log)
+
+    with locks.undo_lock(undo.pk):  # held by the first worker
+        execute(undo)
+
+    assert undo.status == SyncRun.Status.QUEUED and len(empty_sandbox.request_log) == mark

@@ -87,3 +87,19 @@ def test_the_admin_lists_undos_with_search_and_filters(admin_client, finished_tr
     url = reverse("admin:integrations_undo_changelist")
     response = admin_client.get(url, {"q": integration.name, "dry_run__exact": "1"})
     assert response.status_code == 200 and len(response.context["cl"].queryset) == 1
+
+
+def test_an_undo_that_did_not_finish_is_resumed_by_the_same_button(
+    client_logged_in, finished_transfer, empty_sandbox
+):
+    integration, run = finished_transfer
+    stopped = Undo.objects.create(integration=integration, run=run, status="failed")
+    preview = Undo.objects.create(integration=integration, run=run, dry_run=True, status="done")
+    page = client_logged_in.get(reverse("integrations:undo", args=[integration.pk, preview.pk]))
+    assert b"Resume the undo" in page.content
+
+    client_logged_in.post(reverse("integrations:undo_transfer", args=[integration.pk, run.pk]))
+
+    stopped.refresh_from_db()
+    assert stopped.status == "done" and stopped.removed == 2
+    assert person_by_email(empty_sandbox, "cy@x.example") is None
