@@ -448,6 +448,8 @@ class Undo(models.Model):
     # The integration's status when a real undo started (it is Syncing meanwhile, so the
     # webhooks of the undo's own writes wait); put back when it ends, even after a crash.
     status_before = models.CharField(max_length=20, blank=True)
+    # Events are undone newest first: the oldest one done so far (a resumed undo goes on below).
+    checkpoint_event_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

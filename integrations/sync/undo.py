@@ -29,6 +29,7 @@ does not take the prospect for a new one and create the person again.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -50,6 +51,9 @@ log = logging.getLogger(__name__)
 Outcome = SyncEvent.Outcome
 UNDOABLE = (Outcome.CREATED, Outcome.UPDATED)
 TASK = "integrations.tasks.run_undo"
+PAGE_SIZE = 100  # events undone between checkpoints (and persons read in one call)
+PREVIEW_LIMIT = 1000  # rows a preview keeps (its counts count every record)
+SLICE_SECONDS = 240  # one task's share, as for transfers: the next slice goes on
 STALLED_AFTER = timedelta(minutes=5)
 
 CHANGED_SINCE = "changed since the transfer (now “{now}”)"
@@ -212,10 +216,13 @@ def resume_stalled(now=None) -> int:
 
 
 def execute_by_id(undo_id: int, ctx: SyncContext | None = None) -> str:
+    """One slice of the undo (`SLICE_SECONDS`), then the next one queued."""
     undo = Undo.objects.filter(pk=undo_id).first()
     if undo is None:
         return f"undo {undo_id}: no such undo"
-    execute(undo, ctx=ctx)
+    undo, finished = run_slice(undo, ctx=ctx, budget=SLICE_SECONDS)
+    if not finished:
+        enqueue(undo.pk)
     return f"undo {undo.pk}: {undo.status} {summary(undo)}"
 
 
@@ -227,32 +234,49 @@ def summary(undo: Undo) -> str:
 
 
 def execute(undo: Undo, ctx: SyncContext | None = None) -> Undo:
-    """Run (or resume) the undo to its end, unless another worker is running it."""
+    """Run (or resume) the undo to its end, unless another worker runs it."""
+    return run_slice(undo, ctx=ctx)[0]
+
+
+def run_slice(
+    undo: Undo, ctx: SyncContext | None = None, budget: float | None = None
+) -> tuple[Undo, bool]:
+    """Run (or resume) the undo for about `budget` seconds (None: to its end), unless another
+    worker runs it. Returns the undo and whether this worker is done with it (False: go on
+    in another slice)."""
     with locks.undo_lock(undo.pk) as mine:
         undo.refresh_from_db()
         if not mine or undo.status == SyncRun.Status.DONE:
-            return undo
+            return undo, True
         integration = Integration.objects.select_related("pipedrive", "snovio").get(
             pk=undo.integration_id
         )
         _start(undo, integration)
+        deadline = time.monotonic() + budget if budget else None
         try:
-            job = _Undo(undo, ctx or SyncContext(integration))
-            job.run()
+            finished = _Undo(undo, ctx or SyncContext(integration)).run(deadline)
         except Exception as exc:  # a worker *killed* mid-way never gets here: resumed later
             log.exception("undo %s failed", undo.pk)
             undo.status, undo.error = SyncRun.Status.FAILED, sanitize.strip_control(str(exc))
         else:
+            if not finished:
+                return undo, False
             undo.status = SyncRun.Status.DONE
         undo.finished_at = timezone.now()
         undo.save(update_fields=["status", "error", "finished_at"])
         _end(undo, integration)
-    return undo
+    return undo, True
 
 
 def _start(undo: Undo, integration: Integration) -> None:
-    undo.status, undo.error = SyncRun.Status.RUNNING, ""
     fields = ["status", "error"]
+    if undo.status == SyncRun.Status.FAILED:  # resumed: the records that failed are retried
+        undo.checkpoint_event_id = None
+        fields.append("checkpoint_event_id")
+        if undo.dry_run:  # a preview starts again
+            undo.preview, undo.restored, undo.removed, undo.left_alone, undo.failed = [], 0, 0, 0, 0
+            fields += ["preview", "restored", "removed", "left_alone", "failed"]
+    undo.status, undo.error = SyncRun.Status.RUNNING, ""
     if not undo.dry_run and integration.status == Integration.Status.ACTIVE:
         undo.status_before = integration.status
         fields.append("status_before")
@@ -268,25 +292,40 @@ def _end(undo: Undo, integration: Integration) -> None:
 
 
 class _Undo:
+    """The events are undone newest first (the last change is taken back first, so a person
+    a transfer created and then updated is restored, then found as created, and removed),
+    a page at a time: the page's persons are read in one call, and the checkpoint (the
+    oldest event done) is saved after each page."""
+
     def __init__(self, undo: Undo, ctx: SyncContext):
         self.undo = undo
         self.ctx = ctx
-        self.preview: list[dict] = []
+        self.persons: dict[str, dict | None] = {}  # the page's persons by id (None: gone)
 
-    def run(self) -> None:
+    def events(self):
         undo = self.undo
         if undo.event_id:
             events = SyncEvent.objects.filter(pk=undo.event_id)
         else:
             events = undoable_events(undo.run)
-        for event in events.select_related("run").iterator():
-            if not undo.dry_run and SyncEvent.objects.filter(undoes=event).exists():
-                continue  # undone before a crash, or by an undo of this one record
-            self.one(event)
-        if undo.dry_run:
-            undo.preview = sanitize.json_safe(self.preview)
-            undo.save(update_fields=["preview"])
-        self.save_counts()
+        if undo.checkpoint_event_id:
+            events = events.filter(pk__lt=undo.checkpoint_event_id)
+        return events.order_by("-pk").select_related("run")
+
+    def run(self, deadline: float | None) -> bool:
+        """True when every event is done; False when the time budget ran out first."""
+        undo = self.undo
+        while page := list(self.events()[:PAGE_SIZE]):
+            self.read_persons(page)
+            for event in page:
+                if not undo.dry_run and SyncEvent.objects.filter(undoes=event).exists():
+                    continue  # undone before a crash, or by an undo of this one record
+                self.one(event)
+            undo.checkpoint_event_id = page[-1].pk
+            self.save_progress()
+            if deadline is not None and time.monotonic() >= deadline:
+                return not self.events().exists()
+        return True
 
     def one(self, event: SyncEvent) -> None:
         to_snovio = event.direction != TO_PIPEDRIVE
@@ -297,16 +336,25 @@ class _Undo:
             current, record = self.read(target, to_snovio, fields, event.email, created)
             plan = plan_record(created, fields, current, to_snovio)
             if self.undo.dry_run:
-                self.preview.append(_preview_row(event, plan))
+                self.count_preview(_preview_row(event, plan))
                 return
             self.apply(plan, target, record, to_snovio, event.email, current)
         except RemoteError as exc:
             if self.undo.dry_run:
-                self.preview.append({"email": event.email, "action": "failed", "reason": str(exc)})
+                self.count_preview({"email": event.email, "action": Outcome.FAILED})
                 return
             self.record(event, Outcome.FAILED, f"{exc} (after retries)", {}, done=False)
             return
         self.record(event, *_outcome(plan))
+
+    def read_persons(self, page: list[SyncEvent]) -> None:
+        """The persons of a page of events to Pipedrive, in one call per 100."""
+        targets = [self.target_id(e, False) for e in page if e.direction == TO_PIPEDRIVE]
+        ids = [int(t) for t in targets if t.isdigit()]
+        self.persons = dict.fromkeys((str(i) for i in ids), None)
+        if ids:
+            for person in self.ctx.pipedrive.get_persons(ids):
+                self.persons[str(person.get("id"))] = person
 
     # --- reading and writing one record ----------------------------------------------------
     def target_id(self, event: SyncEvent, to_snovio: bool) -> str:
@@ -331,10 +379,13 @@ class _Undo:
             prospect.setdefault("emails", [{"email": email}])
             values = _known_snovio_values(self.ctx, prospect, mapping.normalise_email(email))
             return values, prospect
-        found = self.ctx.pipedrive.get_persons([int(target)])
+        if target in self.persons:
+            found = self.persons.pop(target)  # read with its page; a second event reads again
+        else:
+            found = next(iter(self.ctx.pipedrive.get_persons([int(target)])), None)
         if not found:
             return None, None
-        person = sanitize.clean_person(found[0]).record
+        person = sanitize.clean_person(found).record
         self.ctx.person_org_name(person)
         return mapping.pipedrive_values(person, self.ctx.spec, keys), person
 
@@ -393,23 +444,45 @@ class _Undo:
         except IntegrityError:
             log.info("undo %s: event %s was undone by another worker", self.undo.pk, event.pk)
 
-    def save_counts(self) -> None:
+    def count_preview(self, row: dict) -> None:
         undo = self.undo
-        if undo.dry_run:
-            actions = [row["action"] for row in self.preview]
-            undo.restored = sum(a in ("updated", "unchanged") for a in actions)
-            undo.removed = actions.count("removed")
-            undo.left_alone = actions.count("skipped")
-            undo.failed = actions.count("failed")
-        else:
+        action = row["action"]
+        undo.restored += action in (Outcome.UPDATED, Outcome.UNCHANGED)
+        undo.removed += action == Outcome.REMOVED
+        undo.left_alone += action == Outcome.SKIPPED
+        undo.failed += action == Outcome.FAILED
+        if len(undo.preview) < PREVIEW_LIMIT and action != Outcome.UNCHANGED:
+            undo.preview.append(sanitize.json_safe(row))
+
+    def save_progress(self) -> None:
+        """The checkpoint and the counts (a preview's as counted, an undo's from its events)."""
+        undo = self.undo
+        if not undo.dry_run:
             counts = dict.fromkeys(Outcome.values, 0)
-            for outcome in undo.events.values_list("outcome", flat=True):
-                counts[outcome] += 1
+            rows = undo.events.values_list("outcome", "undoes_id", "changes__undoes")
+            failed: set[int] = set()
+            for outcome, undone, tried in rows:
+                if undone is None:
+                    failed.add(tried)  # a failure, unless a later attempt undid it
+                else:
+                    counts[outcome] += 1
+            failed -= set(
+                SyncEvent.objects.filter(undoes__in=failed).values_list("undoes_id", flat=True)
+            )
             undo.restored = counts[Outcome.UPDATED] + counts[Outcome.UNCHANGED]
             undo.removed = counts[Outcome.REMOVED]
             undo.left_alone = counts[Outcome.SKIPPED]
-            undo.failed = counts[Outcome.FAILED]
-        undo.save(update_fields=["restored", "removed", "left_alone", "failed"])
+            undo.failed = len(failed)
+        undo.save(
+            update_fields=[
+                "restored",
+                "removed",
+                "left_alone",
+                "failed",
+                "preview",
+                "checkpoint_event_id",
+            ]
+        )
 
 
 def forget_person(link: RecordLink) -> None:

@@ -325,3 +325,58 @@ def test_a_second_worker_given_an_undo_that_another_runs_does_nothing(user, empt
         execute(undo)
 
     assert undo.status == SyncRun.Status.QUEUED and len(empty_sandbox.request_log) == mark
+
+
+def test_a_person_the_transfer_created_then_updated_is_restored_then_removed(
+    user, empty_sandbox, queued
+):
+    """Newest first: the later prospect's update is taken back, then the person it updated is
+    as created, so it is removed."""
+    box = empty_sandbox
+    box.snovio.create_list("Leads")
+    box.snovio.add_prospect("Leads", email="ann@x.example", first_name="Ann", last_name="One")
+    later = box.snovio.add_prospect(
+        "Leads", email="bea@x.example", first_name="Bea", last_name="Two", position="CTO"
+    )
+    box.snovio.state["prospects"][later["id"]]["emails"].append(
+        {"email": "ann@x.example", "status": "valid"}
+    )
+    integration = connected_integration(user, box, catalog=False)
+    run = transfer(create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, "snovio"))
+    assert (run.created, run.updated) == (1, 1), run.summary()
+    assert person_by_email(box, "ann@x.example")["job_title"] == "CTO"
+
+    undo = execute(start_undo(integration, run=run, user=user))
+
+    assert person_by_email(box, "ann@x.example") is None
+    assert (undo.restored, undo.removed, undo.left_alone) == (1, 1, 0)
+
+
+def test_a_long_undo_goes_on_in_slices_and_reads_each_page_of_persons_in_one_call(
+    user, empty_sandbox, queued, monkeypatch
+):
+    box = empty_sandbox
+    integration, _, _ = to_pipedrive_scene(user, box)
+    run = transfer(create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, "snovio"))
+    monkeypatch.setattr(undo_service, "PAGE_SIZE", 2)
+    monkeypatch.setattr(undo_service, "SLICE_SECONDS", 1e-9)  # a slice ends after each page
+    undo = start_undo(integration, run=run, user=user)
+    queued.clear()
+    mark = len(box.request_log)
+
+    assert undo_service.execute_by_id(undo.pk).startswith(f"undo {undo.pk}: running")
+    assert queued == [undo.pk]  # the next slice
+    slices = 1
+    while queued:
+        undo_service.execute_by_id(queued.pop())
+        slices += 1
+
+    undo.refresh_from_db()
+    assert undo.status == SyncRun.Status.DONE
+    assert (undo.restored, undo.removed) == (2, 2) and slices == 2
+    reads = [
+        path
+        for remote, method, path in box.request_log[mark:]
+        if remote == "pipedrive" and method == "GET" and path.startswith("/api/v2/persons")
+    ]
+    assert len(reads) == 2  # 4 persons, 2 a page
