@@ -472,6 +472,12 @@ class Undo(models.Model):
                 condition=models.Q(run__isnull=False) | models.Q(event__isnull=False),
                 name="undo_has_a_target",
             ),
+            # One real undo at a time per integration: it holds the integration Syncing.
+            models.UniqueConstraint(
+                fields=["integration"],
+                condition=models.Q(dry_run=False, status__in=["queued", "running"]),
+                name="undo_one_active_per_integration",
+            ),
         ]
 
     def __str__(self) -> str:

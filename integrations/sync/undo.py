@@ -141,7 +141,9 @@ def undoable_events(run: SyncRun):
     return run.events.filter(outcome__in=UNDOABLE, undo__isnull=True).order_by("pk")
 
 
-def check_undoable(run: SyncRun | None = None, event: SyncEvent | None = None) -> None:
+def check_undoable(
+    run: SyncRun | None = None, event: SyncEvent | None = None, dry_run: bool = False
+) -> None:
     """Raise UndoRefused, with the reason, when this transfer or event cannot be undone."""
     source = run or (event.run if event else None)
     if event is not None:
@@ -162,6 +164,9 @@ def check_undoable(run: SyncRun | None = None, event: SyncEvent | None = None) -
     integration = source.integration
     if integration.runs.filter(dry_run=False, status__in=SyncRun.ACTIVE).exists():
         raise UndoRefused("A transfer is running: undo once it has finished.")
+    real = integration.undos.filter(dry_run=False, status__in=Undo.ACTIVE)
+    if not dry_run and real.exists():
+        raise UndoRefused("Another undo is running: undo this once it has finished.")
 
 
 def start_undo(
@@ -174,7 +179,7 @@ def start_undo(
 ) -> Undo:
     """Create the undo (or its preview) and queue it. A second real undo of the same transfer
     or event is refused by the database even when two requests race past the checks."""
-    check_undoable(run, event)
+    check_undoable(run, event, dry_run)
     try:
         with transaction.atomic():
             undo = Undo.objects.create(
@@ -185,7 +190,7 @@ def start_undo(
                 started_by=user if getattr(user, "is_authenticated", False) else None,
             )
     except IntegrityError as exc:
-        raise UndoRefused("This was already undone.") from exc
+        raise UndoRefused("This was already undone, or another undo is running.") from exc
     enqueue(undo.pk)
     return undo
 

@@ -380,3 +380,17 @@ def test_a_long_undo_goes_on_in_slices_and_reads_each_page_of_persons_in_one_cal
         if remote == "pipedrive" and method == "GET" and path.startswith("/api/v2/persons")
     ]
     assert len(reads) == 2  # 4 persons, 2 a page
+
+
+def test_a_second_undo_waits_for_the_one_running_on_the_same_integration(
+    user, empty_sandbox, queued
+):
+    integration, _, _ = to_pipedrive_scene(user, empty_sandbox)
+    run = transfer(create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, "snovio"))
+    start_undo(integration, event=run.events.get(email="ann@x.example"), user=user)  # queued
+
+    with pytest.raises(UndoRefused, match="Another undo is running"):
+        start_undo(integration, event=run.events.get(email="bob@x.example"), user=user)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Undo.objects.create(integration=integration, run=run)
+    assert start_undo(integration, run=run, dry_run=True, user=user)  # a preview may run
