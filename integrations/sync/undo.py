@@ -95,14 +95,20 @@ def _same(now: Any, written: Any, key: str) -> bool:
 
 
 def plan_record(
-    created: bool, fields: Mapping[str, dict], current: Mapping[str, Any] | None, to_snovio: bool
+    created: bool,
+    fields: Mapping[str, dict],
+    current: Mapping[str, Any] | None,
+    to_snovio: bool,
+    labels: Mapping[str, str] | None = None,
 ) -> RecordPlan:
     """How to undo one event's `fields` ({key: {old, new, label}}) on a record holding
-    `current` now (None: the record is gone). `to_snovio`: the record is a Snov.io prospect."""
+    `current` now (None: the record is gone). `to_snovio`: the record is a Snov.io prospect.
+    `labels` name the fields the event does not list."""
     if current is None:
         return RecordPlan("gone" if created else "leave", reason="" if created else GONE)
     if created:  # every mapped field counts: one the transfer left empty may be filled since
-        fields = {**{key: {"new": None} for key in current}, **fields}
+        empty = {key: {"new": None, "label": (labels or {}).get(key)} for key in current}
+        fields = {**empty, **fields}
     changed = {
         key: {"label": entry.get("label") or key, "reason": CHANGED_SINCE.format(now=now)}
         for key, entry in fields.items()
@@ -339,7 +345,7 @@ class _Undo:
         created = event.outcome == Outcome.CREATED
         try:
             current, record = self.read(target, to_snovio, fields, event.email, created)
-            plan = plan_record(created, fields, current, to_snovio)
+            plan = plan_record(created, fields, current, to_snovio, self.ctx.spec.labels)
             if self.undo.dry_run:
                 self.count_preview(_preview_row(event, plan))
                 return

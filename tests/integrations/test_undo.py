@@ -181,64 +181,115 @@ TITLES = ["CTO", "CEO", "Dev", "Ops", "Sales", ""]
 
 
 def random_scene(user, box, rng):
-    """Prospects, some with a person already in Pipedrive (its job title random or empty)."""
+    """Prospects and persons, some sharing an email, with random or empty job titles."""
     box.snovio.create_list("Leads")
-    for n in range(rng.randint(4, 9)):
+    for n in range(rng.randint(6, 12)):
         email = f"p{n}@x.example"
-        title = rng.choice(TITLES)
-        box.snovio.add_prospect(
-            "Leads", email=email, first_name=f"P{n}", last_name="Test", position=title
-        )
-        if rng.random() < 0.6:
+        in_snovio, in_pipedrive = rng.choice([(True, True), (True, False), (False, True)])
+        if in_snovio:
+            box.snovio.add_prospect(
+                "Leads",
+                email=email,
+                first_name=f"P{n}",
+                last_name="Test",
+                position=rng.choice(TITLES),
+            )
+        if in_pipedrive:
             box.pipedrive.add_person(
                 name=f"P{n} Test", email=email, job_title=rng.choice(TITLES) or None
             )
     return connected_integration(user, box, catalog=False)
 
 
-@pytest.mark.parametrize("seed", range(6))
+class Receiving:
+    """The side a transfer wrote to, as the test reads and edits it."""
+
+    def __init__(self, box, integration, to_snovio: bool):
+        from integrations.sync.context import SyncContext
+
+        self.box, self.to_snovio = box, to_snovio
+        self.spec = SyncContext(integration).spec
+
+    def values(self, target: str, keys) -> dict | None:
+        from integrations.sync import mapping
+
+        if self.to_snovio:
+            found = self.box.snovio.state["prospects"].get(target)
+            record = self.box.snovio._prospect_record(found) if found else None
+            return mapping.snovio_values(record, self.spec, keys) if record else None
+        person = self.box.pipedrive.person(int(target))
+        return mapping.pipedrive_values(person, self.spec, keys) if person else None
+
+    def edit_title(self, target: str, title: str) -> None:
+        if self.to_snovio:
+            self.box.snovio.update_prospect(target, position=title)
+        else:
+            self.box.pipedrive.change_person(int(target), job_title=title)
+
+    @property
+    def title_key(self) -> str:
+        return "position" if self.to_snovio else "job_title"
+
+
+@pytest.mark.parametrize("seed", range(12))
 def test_a_resumed_undo_after_a_crash_ends_as_one_undo_would_whatever_was_edited_since(
     seed, user, empty_sandbox, queued, monkeypatch
 ):
-    """Invariant: after the undo (killed after its k-th write, then resumed), every field the
-    transfer changed that nobody edited since holds its old value, every edited one holds the
-    edit, a created record nobody edited is gone and an edited one is there; no record is
-    written twice by the undo."""
+    """Invariant, after a random transfer (either direction), random later edits on both
+    sides, and its undo killed after its k-th write then resumed: on the receiving side every
+    field the transfer changed that nobody edited since holds its old value (a Snov.io field
+    it filled stays filled: the API cannot empty one), every edited one holds the edit, a
+    created person nobody edited is gone and an edited one is there (a created prospect
+    always stays); no record is written twice by the undo; the sending side is untouched."""
     import random
 
     from integrations.pipedrive.client import PipedriveClient
-    from integrations.sync import mapping, threeway
-    from integrations.sync.context import SyncContext
+    from integrations.snovio.client import SnovioClient
+    from integrations.sync import threeway
 
     rng = random.Random(seed)
     box = empty_sandbox
     integration = random_scene(user, box, rng)
-    run = transfer(create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, "snovio"))
-    assert run.status == SyncRun.Status.DONE, run.error
+    to_snovio = rng.random() < 0.5
+    direction = SyncRun.Direction.TO_SNOVIO if to_snovio else SyncRun.Direction.TO_PIPEDRIVE
+    run = transfer(create_run(integration, direction, "pipedrive" if to_snovio else "snovio"))
+    assert run.status == SyncRun.Status.DONE, f"seed {seed}: {run.error}"
+    side = Receiving(box, integration, to_snovio)
     events = list(run.events.filter(outcome__in=["created", "updated"]))
-    edited: dict[int, str] = {}
-    for event in events:  # later edits in Pipedrive, on random records
-        if rng.random() < 0.4:
-            person_id = int(event.changes["target_id"])
-            edited[person_id] = f"Edited {rng.randint(1, 99)}"
-            box.pipedrive.change_person(person_id, job_title=edited[person_id])
-    writes: list[tuple[str, int]] = []
-    crash_after = rng.randint(1, 3)
+    edited: dict[str, str] = {}
+    for event in events:  # later edits on the receiving side, on random records
+        if rng.random() < 0.3:
+            target = str(event.changes["target_id"])
+            edited[target] = f"Edited {rng.randint(1, 99)}"
+            side.edit_title(target, edited[target])
+    for person in box.pipedrive.persons() if to_snovio else ():  # and on the sending side
+        if rng.random() < 0.3:
+            box.pipedrive.change_person(person["id"], job_title="Sender edit")
+    for prospect in box.snovio.prospects() if not to_snovio else ():
+        if rng.random() < 0.3:
+            box.snovio.update_prospect(prospect["id"], position="Sender edit")
+    sending = box.pipedrive.persons() if to_snovio else box.snovio.prospects()
+    writes: list[tuple[str, str]] = []
+    crash_after = rng.randint(1, 2)
 
-    def dying(name):
-        real = getattr(PipedriveClient, name)
+    def dying(cls, name):
+        real = getattr(cls, name)
 
-        def write(self, person_id, *args, **kwargs):
-            answer = real(self, person_id, *args, **kwargs)
-            writes.append((name, int(person_id)))
+        def write(self, target, *args, **kwargs):
+            answer = real(self, target, *args, **kwargs)
+            key = args[0]["email"] if name == "add_prospect_to_list" else str(target)
+            writes.append((name, key))
             if len(writes) == crash_after:
                 raise Killed(f"seed {seed}: worker killed after write {crash_after}")
             return answer
 
         return write
 
-    monkeypatch.setattr(PipedriveClient, "update_person", dying("update_person"))
-    monkeypatch.setattr(PipedriveClient, "delete_person", dying("delete_person"))
+    monkeypatch.setattr(PipedriveClient, "update_person", dying(PipedriveClient, "update_person"))
+    monkeypatch.setattr(PipedriveClient, "delete_person", dying(PipedriveClient, "delete_person"))
+    monkeypatch.setattr(
+        SnovioClient, "add_prospect_to_list", dying(SnovioClient, "add_prospect_to_list")
+    )
     undo = start_undo(integration, run=run, user=user)
     try:
         execute(undo)
@@ -249,18 +300,22 @@ def test_a_resumed_undo_after_a_crash_ends_as_one_undo_would_whatever_was_edited
     undo.refresh_from_db()
     assert undo.status == SyncRun.Status.DONE, f"seed {seed}: {undo.error}"
     assert len(writes) == len(set(writes)), f"seed {seed}: a record written twice: {writes}"
-    spec = SyncContext(integration).spec
+    assert (box.pipedrive.persons() if to_snovio else box.snovio.prospects()) == sending
     for event in events:
-        person_id = int(event.changes["target_id"])
-        person = box.pipedrive.person(person_id)
+        target = str(event.changes["target_id"])
+        fields = event.changes["fields"]
+        values = side.values(target, list(fields))
         if event.outcome == "created":
-            assert (person is not None) == (person_id in edited), f"seed {seed}: {event.email}"
+            kept = to_snovio or target in edited
+            assert (values is not None) == kept, f"seed {seed}: {event.email}"
             continue
-        values = mapping.pipedrive_values(person, spec, list(event.changes["fields"]))
-        for key, change in event.changes["fields"].items():
-            want = (
-                edited[person_id] if key == "job_title" and person_id in edited else change["old"]
-            )
+        for key, change in fields.items():
+            if key == side.title_key and target in edited:
+                want = edited[target]
+            elif to_snovio and not change["old"]:
+                want = change["new"]  # cannot be emptied
+            else:
+                want = change["old"]
             assert threeway.same(values.get(key), want), f"seed {seed}: {event.email} {key}"
     assert SyncEvent.objects.filter(undo=undo).count() == len(events), f"seed {seed}"
 

@@ -34,8 +34,9 @@ def test_a_created_record_is_removed_only_if_no_mapped_field_changed_since():
     assert plan_record(True, fields, {"name": "Ann One", "job_title": None}, False).action == (
         "remove"
     )
-    filled = plan_record(True, fields, {"name": "Ann One", "job_title": "CEO"}, False)
-    assert filled.action == "leave" and "job_title" in filled.left_alone
+    now = {"name": "Ann One", "job_title": "CEO"}
+    filled = plan_record(True, fields, now, False, labels={"job_title": "Job title"})
+    assert filled.action == "leave" and filled.left_alone["job_title"]["label"] == "Job title"
     assert plan_record(True, fields, None, False).action == "gone"
 
 
