@@ -31,10 +31,12 @@ class Source:
     REALTIME = "realtime"
     TRANSFER = "transfer"
     PREVIEW = "preview"
+    UNDO = "undo"
     CHOICES = (
         (REAL, "Real work (real-time and transfers)"),
         (REALTIME, "Real-time changes"),
         (TRANSFER, "Transfers"),
+        (UNDO, "Undos of transfers"),
         (PREVIEW, "Previews (nothing written)"),
     )
 
@@ -81,8 +83,10 @@ def _by_source(events: QuerySet[SyncEvent], source: str) -> QuerySet[SyncEvent]:
         return events.filter(run__dry_run=True)
     if source == Source.TRANSFER:
         return events.filter(run__isnull=False, run__dry_run=False)
+    if source == Source.UNDO:
+        return events.filter(undo__isnull=False)
     if source == Source.REALTIME:
-        return events.filter(run__isnull=True)
+        return events.filter(run__isnull=True, undo__isnull=True)
     return events.filter(Q(run__isnull=True) | Q(run__dry_run=False))
 
 

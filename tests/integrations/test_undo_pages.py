@@ -103,3 +103,20 @@ def test_an_undo_that_did_not_finish_is_resumed_by_the_same_button(
     stopped.refresh_from_db()
     assert stopped.status == "done" and stopped.removed == 2
     assert person_by_email(empty_sandbox, "cy@x.example") is None
+
+
+def test_the_history_lists_the_undos_events_under_their_own_source_with_the_reason(
+    client_logged_in, finished_transfer, empty_sandbox
+):
+    integration, run = finished_transfer
+    empty_sandbox.pipedrive.change_person(
+        empty_sandbox.pipedrive.persons("bob@x.example")[0]["id"], job_title="Chief"
+    )
+    client_logged_in.post(reverse("integrations:undo_transfer", args=[integration.pk, run.pk]))
+    history = reverse("sync:history", args=[integration.pk])
+
+    undos = client_logged_in.get(history, {"source": "undo"}).content.decode()
+    realtime = client_logged_in.get(history, {"source": "realtime"}).content.decode()
+
+    assert "Undo of transfer #" in undos and "changed since the transfer" in undos
+    assert "undo #" in undos and "Undo of transfer #" not in realtime
