@@ -56,6 +56,8 @@ def test_a_record_change_is_undone_from_the_history(client_logged_in, finished_t
 
     assert event.undone_by.outcome == "updated"
     assert client_logged_in.post(url).status_code == 409
+    history = client_logged_in.get(reverse("sync:history", args=[integration.pk]))
+    assert b"Undone by <a" in history.content
 
 
 def test_another_users_transfer_cannot_be_undone(client, other_user, finished_transfer):
