@@ -391,8 +391,9 @@ class SyncEvent(models.Model):
     undo = models.ForeignKey(
         "Undo", null=True, blank=True, on_delete=models.CASCADE, related_name="events"
     )
+    # SET_NULL: the history's prune may drop an old transfer event, never the undo's.
     undoes = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="undone_by"
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="undone_by"
     )
     direction = models.CharField(max_length=20, choices=SyncRun.Direction.choices)
     email = models.CharField(max_length=254, blank=True, db_index=True)
@@ -427,8 +428,9 @@ class Undo(models.Model):
     run = models.ForeignKey(
         SyncRun, null=True, blank=True, on_delete=models.CASCADE, related_name="undos"
     )
+    # The change undone, for an undo of one record (SET_NULL: the history's prune may drop it).
     event = models.ForeignKey(
-        SyncEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="undos"
+        SyncEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="undos"
     )
     dry_run = models.BooleanField(default=False)
     status = models.CharField(
@@ -468,10 +470,6 @@ class Undo(models.Model):
                 condition=models.Q(dry_run=False, event__isnull=False),
                 name="undo_once_per_event",
             ),
-            models.CheckConstraint(
-                condition=models.Q(run__isnull=False) | models.Q(event__isnull=False),
-                name="undo_has_a_target",
-            ),
             # One real undo at a time per integration: it holds the integration Syncing.
             models.UniqueConstraint(
                 fields=["integration"],
@@ -481,7 +479,7 @@ class Undo(models.Model):
         ]
 
     def __str__(self) -> str:
-        target = f"transfer #{self.run_id}" if self.run_id else f"event #{self.event_id}"
+        target = f"transfer #{self.run_id}" if self.run_id else f"one change (#{self.event_id})"
         return f"{'Preview of undo' if self.dry_run else 'Undo'} of {target}"
 
     @property

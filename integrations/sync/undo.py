@@ -436,7 +436,8 @@ class _Undo:
 
     def record(self, event: SyncEvent, outcome: str, reason: str, changes: dict, done=True):
         """The undo's event for `event`; `done` marks `event` undone (once, by the database)."""
-        changes = {**changes, "undoes": event.pk}
+        target = (event.changes or {}).get("target_id")
+        changes = {**changes, "undoes": event.pk, **({"target_id": target} if target else {})}
         try:
             with transaction.atomic():
                 SyncEvent.objects.create(

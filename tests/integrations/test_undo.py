@@ -449,3 +449,33 @@ def test_a_second_undo_waits_for_the_one_running_on_the_same_integration(
     with pytest.raises(IntegrityError), transaction.atomic():
         Undo.objects.create(integration=integration, run=run)
     assert start_undo(integration, run=run, dry_run=True, user=user)  # a preview may run
+
+
+def test_pruning_old_transfer_events_keeps_the_undos_events(user, empty_sandbox, queued):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from integrations.sync import history
+
+    integration, _, _ = to_pipedrive_scene(user, empty_sandbox)
+    run = transfer(create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, "snovio"))
+    one = execute(start_undo(integration, event=run.events.get(email="ann@x.example")))
+    undo = execute(start_undo(integration, run=run, user=user))
+    long_ago = timezone.now() - timedelta(days=400)
+    run.events.update(at=long_ago)
+    for days in (1, 2):  # a contact with two old real-time events: the older one goes
+        SyncEvent.objects.create(
+            integration=integration,
+            direction="to_pipedrive",
+            email="zed@x.example",
+            outcome="updated",
+            at=long_ago - timedelta(days=days),
+        )
+
+    history.prune()
+
+    # Each record's newest event is the undo's; the changes undone are kept with it.
+    assert run.events.count() == 4
+    assert undo.events.count() == 3 and one.events.count() == 1
+    assert SyncEvent.objects.filter(email="zed@x.example").count() == 1
