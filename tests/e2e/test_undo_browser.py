@@ -1,5 +1,5 @@
 """In the browser: run a transfer, open its page, preview its undo, undo it, and find the
-sandbox's Pipedrive persons back as they were before the transfer.
+sandbox's Pipedrive persons back as they were before the transfer (and Snov.io untouched).
 
 Headless Chromium drives the live app; Pipedrive and Snov.io are the seeded sandbox over real
 HTTP (40 contacts are in both apps with different phones and titles, the other prospects are
@@ -58,6 +58,7 @@ def test_a_transfer_undone_from_its_page_leaves_pipedrive_as_it_was(
     integration = launched_integration(user, sandbox_server)
     renamed = rename_persons(sandbox_server, 3)  # so that the transfer updates them
     before = persons_as_users_see_them(sandbox_server)
+    prospects_before = sandbox_server.snovio.prospects()
     page.set_default_timeout(60_000)
     page.goto(f"{live_server.url}/")
     page.fill("#id_username", "ops")
@@ -85,6 +86,7 @@ def test_a_transfer_undone_from_its_page_leaves_pipedrive_as_it_was(
     expect(page.locator("#undo-counts [data-k=failed]")).to_have_text("0")
     shot(page, "undo-done")
     assert persons_as_users_see_them(sandbox_server) == before
+    assert sandbox_server.snovio.prospects() == prospects_before  # the sending side: untouched
     assert all(sandbox_server.pipedrive.person(i)["last_name"] == "Renamed" for i in renamed)
     undo = Undo.objects.get(dry_run=False)
     assert (undo.removed, undo.left_alone) == (run.created, 0)
