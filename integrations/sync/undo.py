@@ -182,9 +182,11 @@ def start_undo(
     event: SyncEvent | None = None,
     dry_run: bool = False,
     user: Any = None,
+    queue: bool = True,
 ) -> Undo:
-    """Create the undo (or its preview) and queue it. A second real undo of the same transfer
-    or event is refused by the database even when two requests race past the checks."""
+    """Create the undo (or its preview) and queue it (unless not `queue`: the caller runs it).
+    A second real undo of the same transfer or event is refused by the database even when
+    two requests race past the checks."""
     check_undoable(run, event, dry_run)
     try:
         with transaction.atomic():
@@ -197,7 +199,8 @@ def start_undo(
             )
     except IntegrityError as exc:
         raise UndoRefused("This was already undone, or another undo is running.") from exc
-    enqueue(undo.pk)
+    if queue:
+        enqueue(undo.pk)
     return undo
 
 
