@@ -453,6 +453,7 @@ class Undo(models.Model):
     # Events are undone newest first: the oldest one done so far (a resumed undo goes on below).
     checkpoint_event_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)  # after every page: a live worker's sign
     finished_at = models.DateTimeField(null=True, blank=True)
 
     ACTIVE = SyncRun.ACTIVE

@@ -215,11 +215,12 @@ def resume(undo: Undo) -> None:
 
 
 def resume_stalled(now=None) -> int:
-    """Queue again every undo that has not finished a while after it was started (its worker
-    died, or its task was lost); a live worker keeps it (`undo_lock`), so this never doubles
-    one. Called by the scheduled catch-up, so an integration is not left Syncing."""
+    """Queue again every undo that has made no progress for a while (its worker died, or its
+    task was lost); a live worker saves its progress after every page and holds `undo_lock`,
+    so this never runs one twice at once. Called by the scheduled catch-up, so that an
+    integration is not left Syncing."""
     before = (now or timezone.now()) - STALLED_AFTER
-    stalled = Undo.objects.filter(status__in=Undo.ACTIVE, created_at__lt=before)
+    stalled = Undo.objects.filter(status__in=Undo.ACTIVE, updated_at__lt=before)
     ids = list(stalled.values_list("pk", flat=True))
     for undo_id in ids:
         enqueue(undo_id)
@@ -283,7 +284,7 @@ def run_slice(
 
 
 def _start(undo: Undo, integration: Integration) -> None:
-    fields = ["status", "error"]
+    fields = ["status", "error", "updated_at"]
     if undo.status == SyncRun.Status.FAILED:  # resumed: the records that failed are retried
         undo.checkpoint_event_id = None
         fields.append("checkpoint_event_id")
@@ -496,6 +497,7 @@ class _Undo:
                 "failed",
                 "preview",
                 "checkpoint_event_id",
+                "updated_at",
             ]
         )
 

@@ -358,7 +358,7 @@ def test_an_undo_whose_worker_died_is_queued_again_by_the_scheduled_catch_up(
     fresh = start_undo(integration, run=run, user=user)
     queued.clear()
     assert undo_service.resume_stalled() == 0  # just started: its worker may be on it
-    Undo.objects.filter(pk=fresh.pk).update(created_at=timezone.now() - timedelta(minutes=6))
+    Undo.objects.filter(pk=fresh.pk).update(updated_at=timezone.now() - timedelta(minutes=6))
 
     tasks.catch_up_all()
 
