@@ -414,9 +414,11 @@ class _Undo:
                 forget_person(link)
         elif plan.action == "restore" and to_snovio:
             link = ctx.link_for(prospect_id=target) or ctx.link_for(email=email)
+            # Snov.io finds the prospect by the email the transfer matched it on (the link's).
+            known_as = link.email if link and "@" in link.email else email
             ctx.snovio.add_prospect_to_list(
                 ctx.spec.target_list_id,
-                mapping.prospect_payload(plan.restore, email, full=False),
+                mapping.prospect_payload(plan.restore, known_as, full=False),
                 update=True,
             )
             if link:

@@ -479,3 +479,29 @@ def test_pruning_old_transfer_events_keeps_the_undos_events(user, empty_sandbox,
     assert run.events.count() == 4
     assert undo.events.count() == 3 and one.events.count() == 1
     assert SyncEvent.objects.filter(email="zed@x.example").count() == 1
+
+
+def test_a_prospect_matched_on_another_email_of_the_person_is_restored_not_duplicated(
+    user, empty_sandbox, queued
+):
+    box = empty_sandbox
+    box.snovio.create_list("Leads")
+    box.snovio.add_prospect("Leads", email="ann@work.example", first_name="Ann", position="Dev")
+    person = box.pipedrive.add_person(name="Ann One", email="ann@home.example", job_title="Lead")
+    box.pipedrive.change_person(
+        person["id"],
+        emails=[
+            {"value": "ann@home.example", "primary": True, "label": "home"},
+            {"value": "ann@work.example", "primary": False, "label": "work"},
+        ],
+    )
+    integration = connected_integration(user, box, catalog=False)
+    run = transfer(create_run(integration, SyncRun.Direction.TO_SNOVIO, "pipedrive"))
+    assert run.updated == 1, run.summary()
+    assert prospect_by_email(box, "ann@work.example")["position"] == "Lead"
+
+    undo = execute(start_undo(integration, run=run, user=user))
+
+    assert undo.restored == 1, list(undo.events.values_list("reason", flat=True))
+    assert prospect_by_email(box, "ann@work.example")["position"] == "Dev"
+    assert len(box.snovio.prospects()) == 1
