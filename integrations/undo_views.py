@@ -30,7 +30,7 @@ def _start(request: HttpRequest, integration: Integration, **target) -> HttpResp
     it did not finish, and shown; a finished one is not done again (409 with the reason)."""
     dry_run = request.POST.get("preview") == "1"
     existing = Undo.objects.filter(dry_run=False, **target).first()
-    if existing is not None and not dry_run and existing.status != SyncRun.Status.DONE:
+    if existing is not None and not dry_run and undo_service.resumable(existing):
         undo_service.resume(existing)
         return redirect("integrations:undo", integration.pk, existing.pk)
     try:
@@ -53,5 +53,6 @@ def undo_page(request: HttpRequest, pk: int, undo_pk: int) -> HttpResponse:
         "events": undo.events.order_by("pk")[:500] if not undo.dry_run else [],
         "real_undo": done,
         "can_undo": undo.dry_run and undo.status == SyncRun.Status.DONE and done is None,
+        "can_resume": done is not None and undo_service.resumable(done),
     }
     return render(request, "integrations/undo.html", context)

@@ -39,7 +39,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from integrations.http import RemoteError
+from integrations.http import AuthError, RateLimited, RemoteError
 from integrations.lifecycle import set_status
 from integrations.models import Integration, RecordLink, SyncEvent, SyncRun, Undo
 from integrations.sync import locks, mapping, sanitize, threeway
@@ -208,10 +208,20 @@ def enqueue(undo_id: int) -> None:
     async_task(TASK, undo_id, task_name=f"undo-{undo_id}")
 
 
+def resumable(undo: Undo) -> bool:
+    """Whether the undo did not finish, or finished with records that failed."""
+    return undo.status != SyncRun.Status.DONE or bool(undo.failed)
+
+
 def resume(undo: Undo) -> None:
-    """Queue again an undo that failed or whose worker died (it goes on where it stopped)."""
-    if undo.status != SyncRun.Status.DONE:
-        enqueue(undo.pk)
+    """Queue again an undo that stopped, whose worker died, or whose records failed: it goes
+    on where it stopped, and retries the records that failed (the rest are not redone)."""
+    if not resumable(undo):
+        return
+    if undo.status in (SyncRun.Status.DONE, SyncRun.Status.FAILED):
+        undo.status = SyncRun.Status.FAILED  # `_start` then retries from the newest event
+        undo.save(update_fields=["status", "updated_at"])
+    enqueue(undo.pk)
 
 
 def resume_stalled(now=None) -> int:
@@ -354,6 +364,8 @@ class _Undo:
                 self.count_preview(_preview_row(event, plan))
                 return
             self.apply(plan, target, record, to_snovio, event.email, current)
+        except (AuthError, RateLimited):
+            raise  # nothing else would work either: the undo stops, resumable later
         except RemoteError as exc:
             if self.undo.dry_run:
                 self.count_preview({"email": event.email, "action": Outcome.FAILED})

@@ -505,3 +505,30 @@ def test_a_prospect_matched_on_another_email_of_the_person_is_restored_not_dupli
     assert undo.restored == 1, list(undo.events.values_list("reason", flat=True))
     assert prospect_by_email(box, "ann@work.example")["position"] == "Dev"
     assert len(box.snovio.prospects()) == 1
+
+
+def test_a_record_pipedrive_keeps_refusing_fails_alone_and_is_retried_when_the_undo_resumes(
+    user, empty_sandbox, queued
+):
+    box = empty_sandbox
+    integration, _, _ = to_pipedrive_scene(user, box)
+    run = transfer(create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, "snovio"))
+    cy = person_by_email(box, "cy@x.example")
+    box.inject("pipedrive", "503", count=1000, path=rf"^/api/v2/persons/{cy['id']}$")
+
+    undo = execute(start_undo(integration, run=run, user=user))
+
+    assert undo.status == SyncRun.Status.DONE
+    assert (undo.restored, undo.removed, undo.failed) == (2, 1, 1)
+    assert person_by_email(box, "cy@x.example") is not None
+    failure = undo.events.get(outcome="failed")
+    assert failure.email == "cy@x.example" and "after retries" in failure.reason
+
+    box.faults.clear()
+    undo_service.resume(undo)  # the "Resume the undo" button
+    assert queued[-1] == undo.pk
+    undo = execute(undo)
+
+    assert (undo.restored, undo.removed, undo.failed) == (2, 2, 0)
+    assert person_by_email(box, "cy@x.example") is None
+    assert SyncEvent.objects.filter(undo=undo, undoes__isnull=False).count() == 4
