@@ -326,6 +326,9 @@ class _Undo:
         self.undo = undo
         self.ctx = ctx
         self.persons: dict[str, dict | None] = {}  # the page's persons by id (None: gone)
+        # A preview writes nothing: what it would have put back, for a later event of the
+        # same record (a person created, then updated, in one transfer).
+        self.would_restore: dict[str, dict] = {}
 
     def events(self):
         undo = self.undo
@@ -359,8 +362,11 @@ class _Undo:
         created = event.outcome == Outcome.CREATED
         try:
             current, record = self.read(target, to_snovio, fields, event.email, created)
+            if self.undo.dry_run and current is not None:
+                current = {**current, **self.would_restore.get(target, {})}
             plan = plan_record(created, fields, current, to_snovio, self.ctx.spec.labels)
             if self.undo.dry_run:
+                self.would_restore.setdefault(target, {}).update(plan.restore)
                 self.count_preview(_preview_row(event, plan))
                 return
             self.apply(plan, target, record, to_snovio, event.email, current)

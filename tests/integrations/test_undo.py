@@ -401,6 +401,8 @@ def test_a_person_the_transfer_created_then_updated_is_restored_then_removed(
     assert (run.created, run.updated) == (1, 1), run.summary()
     assert person_by_email(box, "ann@x.example")["job_title"] == "CTO"
 
+    preview = execute(start_undo(integration, run=run, dry_run=True, user=user))
+    assert (preview.restored, preview.removed, preview.left_alone) == (1, 1, 0)
     undo = execute(start_undo(integration, run=run, user=user))
 
     assert person_by_email(box, "ann@x.example") is None
