@@ -27,6 +27,7 @@ from integrations.models import (
     SyncEvent,
     SyncRun,
     TokenBudget,
+    Undo,
 )
 from integrations.problems import problems_summary
 from integrations.sync import runs
@@ -272,6 +273,14 @@ class SyncEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_filter = ("outcome", "direction", "run__dry_run", "at")
     search_fields = ("email", "record_id", "reason", "integration__name")
     date_hierarchy = "at"
+    list_select_related = ("integration",)
+
+
+@admin.register(Undo)
+class UndoAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("pk", "integration", "run", "event", "dry_run", "status", "created_at")
+    list_filter = ("status", "dry_run", "created_at")
+    search_fields = ("=id", "=run__id", "integration__name", "error")
     list_select_related = ("integration",)
 
 

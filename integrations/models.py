@@ -390,10 +390,20 @@ class SyncEvent(models.Model):
         UNCHANGED = "unchanged", "Unchanged"
         SKIPPED = "skipped", "Skipped"
         FAILED = "failed", "Failed"
+        REMOVED = "removed", "Removed"  # by an undo: a record a transfer had created
 
     integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="events")
     run = models.ForeignKey(
         SyncRun, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    # An undo's events: the undo that wrote it and the event it undoes (unique: an event is
+    # undone at most once, whichever undo, of a transfer or of one record, gets there first).
+    undo = models.ForeignKey(
+        "Undo", null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    # SET_NULL: the history's prune may drop an old transfer event, never the undo's.
+    undoes = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="undone_by"
     )
     direction = models.CharField(max_length=20, choices=SyncRun.Direction.choices)
     email = models.CharField(max_length=254, blank=True, db_index=True)
@@ -415,6 +425,77 @@ class SyncEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email or self.record_id}: {self.outcome}"
+
+
+class Undo(models.Model):
+    """Undoing a transfer (`run`) or one record's change (`event`), or the preview of it.
+
+    The database allows one real undo per transfer and per event; a failed one is resumed,
+    never started twice (`integrations/sync/undo.py`).
+    """
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="undos")
+    run = models.ForeignKey(
+        SyncRun, null=True, blank=True, on_delete=models.CASCADE, related_name="undos"
+    )
+    # The change undone, for an undo of one record (SET_NULL: the history's prune may drop it).
+    event = models.ForeignKey(
+        SyncEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="undos"
+    )
+    dry_run = models.BooleanField(default=False)
+    status = models.CharField(
+        max_length=20, choices=SyncRun.Status.choices, default=SyncRun.Status.QUEUED
+    )
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    restored = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    left_alone = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    # A preview's rows, shaped like a transfer preview's (`email`, `action`, `fields`), plus
+    # `left_alone` ({field: {"label", "reason"}}) for what the undo would not touch.
+    preview = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    # The integration's status when a real undo started (it is Syncing meanwhile, so the
+    # webhooks of the undo's own writes wait); put back when it ends, even after a crash.
+    status_before = models.CharField(max_length=20, blank=True)
+    # Events are undone newest first: the oldest one done so far (a resumed undo goes on below).
+    checkpoint_event_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)  # after every page: a live worker's sign
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    ACTIVE = SyncRun.ACTIVE
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run"],
+                condition=models.Q(dry_run=False, run__isnull=False),
+                name="undo_once_per_transfer",
+            ),
+            models.UniqueConstraint(
+                fields=["event"],
+                condition=models.Q(dry_run=False, event__isnull=False),
+                name="undo_once_per_event",
+            ),
+            # One real undo at a time per integration: it holds the integration Syncing.
+            models.UniqueConstraint(
+                fields=["integration"],
+                condition=models.Q(dry_run=False, status__in=["queued", "running"]),
+                name="undo_one_active_per_integration",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        target = f"transfer #{self.run_id}" if self.run_id else f"one change (#{self.event_id})"
+        return f"{'Preview of undo' if self.dry_run else 'Undo'} of {target}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
 
 
 class EmailActivity(models.Model):

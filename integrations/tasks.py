@@ -10,7 +10,7 @@ from datetime import datetime
 
 from integrations import campaign_events, services
 from integrations.models import Integration
-from integrations.sync import history, realtime, receivers, runs
+from integrations.sync import history, realtime, receivers, runs, undo
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,11 @@ def run_transfer(run_id: int, now: datetime | None = None, resume_failed: bool =
 def watch_transfer(run_id: int, now: datetime | None = None) -> str:
     """Scheduled by `runs.arm_watch`: take over a run whose worker died."""
     return runs.watch_run(run_id, now=now)
+
+
+def run_undo(undo_id: int) -> str:
+    """Undo a transfer or one record's change, or preview it (`undo.execute`)."""
+    return undo.execute_by_id(undo_id)
 
 
 def process_pending(integration_id: int) -> str:
@@ -39,8 +44,9 @@ def catch_up(integration_id: int) -> str:
 
 
 def catch_up_all() -> str:
-    """Scheduled: catch up every running integration and resume stalled transfers."""
-    return runs.catch_up_all_integrations()
+    """Scheduled: catch up every running integration and resume stalled transfers and undos."""
+    resumed = undo.resume_stalled()
+    return f"{runs.catch_up_all_integrations()}; resumed {resumed} undo(s)"
 
 
 def register_webhooks(integration_id: int) -> str:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from integrations import realtime_views, uninstall_views, views
+from integrations import realtime_views, undo_views, uninstall_views, views
 
 app_name = "integrations"
 urlpatterns = [
@@ -42,6 +42,17 @@ urlpatterns = [
         views.transfer_run,
         name="transfer_run",
     ),
+    path(
+        "integrations/<int:pk>/transfer/<int:run_pk>/undo/",
+        undo_views.undo_transfer,
+        name="undo_transfer",
+    ),
+    path(
+        "integrations/<int:pk>/events/<int:event_pk>/undo/",
+        undo_views.undo_event,
+        name="undo_event",
+    ),
+    path("integrations/<int:pk>/undo/<int:undo_pk>/", undo_views.undo_page, name="undo"),
     path("integrations/<int:pk>/settings/", views.settings_page, name="settings"),
     path("integrations/<int:pk>/status/", views.change_status, name="status"),
     path("integrations/<int:pk>/refresh/", views.refresh, name="refresh"),

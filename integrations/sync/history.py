@@ -19,7 +19,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django_q.models import Schedule
 
-from integrations.models import Integration, SyncEvent, SyncRun
+from integrations.models import Integration, SyncEvent, SyncRun, Undo
 from integrations.sync.matching import normalise_email
 
 PRUNE_TASK = "integrations.tasks.prune_history"
@@ -31,10 +31,12 @@ class Source:
     REALTIME = "realtime"
     TRANSFER = "transfer"
     PREVIEW = "preview"
+    UNDO = "undo"
     CHOICES = (
         (REAL, "Real work (real-time and transfers)"),
         (REALTIME, "Real-time changes"),
         (TRANSFER, "Transfers"),
+        (UNDO, "Undos of transfers"),
         (PREVIEW, "Previews (nothing written)"),
     )
 
@@ -81,8 +83,10 @@ def _by_source(events: QuerySet[SyncEvent], source: str) -> QuerySet[SyncEvent]:
         return events.filter(run__dry_run=True)
     if source == Source.TRANSFER:
         return events.filter(run__isnull=False, run__dry_run=False)
+    if source == Source.UNDO:
+        return events.filter(undo__isnull=False)
     if source == Source.REALTIME:
-        return events.filter(run__isnull=True)
+        return events.filter(run__isnull=True, undo__isnull=True)
     return events.filter(Q(run__isnull=True) | Q(run__dry_run=False))
 
 
@@ -151,7 +155,8 @@ def _delete_in_batches(events: QuerySet[SyncEvent]) -> int:
 
 
 # The real (non-preview) events of one integration ranked newest first per record; every one
-# but the newest that is also older than the cutoff goes.
+# but the newest that is also older than the cutoff goes, except a change an undo took back
+# (the undo names it: `SyncEvent.undoes`, `Undo.event`).
 _SUPERSEDED_SQL = f"""
 DELETE FROM {SyncEvent._meta.db_table} WHERE id IN (
     SELECT id FROM (
@@ -162,6 +167,10 @@ DELETE FROM {SyncEvent._meta.db_table} WHERE id IN (
         WHERE e.integration_id = %s AND (r.id IS NULL OR NOT r.dry_run)
     ) ranked
     WHERE ranked.newest_first > 1 AND ranked.at < %s
+    AND ranked.id NOT IN (
+        SELECT undoes_id FROM {SyncEvent._meta.db_table} WHERE undoes_id IS NOT NULL
+    )
+    AND ranked.id NOT IN (SELECT event_id FROM {Undo._meta.db_table} WHERE event_id IS NOT NULL)
 )
 """
 

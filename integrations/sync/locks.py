@@ -223,3 +223,13 @@ class RunLease:
         SyncRun.objects.filter(pk=self.run_id, lease_owner=self.owner).update(
             lease_owner="", lease_expires_at=None
         )
+
+
+UNDO_NAMESPACE = 0x5B1F  # "SyncBridge undo"
+
+
+@contextmanager
+def undo_lock(undo_id: int) -> Iterator[bool]:
+    """Yield True when this worker may execute the undo, False when another does."""
+    with _try_lock(UNDO_NAMESPACE, int(undo_id)) as acquired:
+        yield acquired
