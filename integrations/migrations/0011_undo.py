@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('integrations', '0009_perf_indexes_and_catch_up'),
+        ('integrations', '0010_second_match_key'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
