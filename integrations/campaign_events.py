@@ -46,8 +46,8 @@ def receive(integration: Integration, payload: dict) -> Received:
         stored = store_change(
             integration, PendingChange.Source.SNOVIO, kind[:50], "snovio:" + key, payload
         )
-        if stored and integration.status == Integration.Status.ACTIVE:
-            runs.enqueue_pending(integration.pk)
+        if stored:
+            runs.request_drain(integration.pk)
     _, new = engine.receive_event_once(integration, payload)
     return Received(email_history=stored, automation_new=new)
 

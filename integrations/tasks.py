@@ -26,6 +26,7 @@ def watch_transfer(run_id: int, now: datetime | None = None) -> str:
 
 
 def process_pending(integration_id: int) -> str:
+    runs.drain_started(integration_id)  # before the queue is read: see `runs.request_drain`
     return f"applied {realtime.drain(integration_id)} change(s)"
 
 
