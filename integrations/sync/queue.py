@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, connections, router
+from django.db import IntegrityError
 from django.db.models import Min
-from django.db.models.constants import OnConflict
-from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
+from integrations.inserts import insert_unless_taken
 from integrations.models import Integration, PendingChange
 from integrations.sync import sanitize
 
@@ -50,31 +49,11 @@ def store_change(
         payload=sanitize.json_safe(payload),  # one bad value never loses the change
     )
     try:
-        return _insert_unless_taken(change)
+        return insert_unless_taken(change)  # one statement: duplicates are ignored
     except IntegrityError:  # not a key taken (those are ignored): the integration is gone
         if strict:
             raise
         return False
-
-
-def _insert_unless_taken(change: PendingChange) -> bool:
-    """One `INSERT ... ON CONFLICT DO NOTHING` (SQLite: `INSERT OR IGNORE`): True if stored.
-
-    A duplicate delivery or a contact with a change waiting hits a unique constraint and is
-    not stored; one statement instead of a savepoint, the insert and its release (webhook
-    intake runs this once per delivery). Django's `bulk_create(ignore_conflicts=True)` writes
-    the same SQL but does not say whether the row went in; the row count does.
-    """
-    fields = [f for f in PendingChange._meta.concrete_fields if not f.primary_key]
-    query = InsertQuery(PendingChange, on_conflict=OnConflict.IGNORE)
-    query.insert_values(fields, [change])
-    db = router.db_for_write(PendingChange)
-    inserted = 0
-    with connections[db].cursor() as cursor:
-        for sql, params in query.get_compiler(using=db).as_sql():
-            cursor.execute(sql, params)
-            inserted += max(cursor.rowcount, 0)
-    return inserted == 1
 
 
 def waiting(integration_id: int):
