@@ -24,13 +24,19 @@ def insert_unless_taken(instance: models.Model) -> bool:
     db = router.db_for_write(model)
     connection = connections[db]
     [(sql, params)] = query.get_compiler(using=db).as_sql()
-    pk_column = connection.ops.quote_name(meta.pk.column)
     with connection.cursor() as cursor:
-        cursor.execute(f"{sql} RETURNING {pk_column}", params)
-        row = cursor.fetchone()
-    if row is None:
+        if connection.features.can_return_columns_from_insert:
+            cursor.execute(f"{sql} RETURNING {connection.ops.quote_name(meta.pk.column)}", params)
+            row = cursor.fetchone()
+            pk = row[0] if row else None
+        else:  # SQLite before 3.35
+            cursor.execute(sql, params)
+            pk = None
+            if cursor.rowcount == 1:
+                pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
+    if pk is None:
         return False
-    instance.pk = row[0]
+    instance.pk = pk
     instance._state.adding = False
     instance._state.db = db
     return True

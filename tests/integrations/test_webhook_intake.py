@@ -17,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from integrations import webhooks
+from integrations.inserts import insert_unless_taken
 from integrations.models import Integration, PendingChange
 from integrations.sync import runs
 from integrations.sync.queue import store_change, waiting
@@ -193,3 +194,19 @@ def test_every_stored_change_is_read_by_a_drain_that_starts_after_it_whatever_th
         total_changes += PendingChange.objects.count()
         total_drains += pending_drains
     assert total_drains < total_changes, (total_drains, total_changes)
+
+
+@pytest.mark.parametrize("returning", [True, False], ids=["returning", "sqlite-before-3.35"])
+def test_insert_unless_taken_says_whether_the_row_went_in_and_gives_it_its_id(
+    integration, monkeypatch, returning
+):
+    monkeypatch.setattr(
+        connection.features,
+        "can_return_columns_from_insert",
+        returning and connection.features.can_return_columns_from_insert,
+    )
+    first = PendingChange(integration=integration, source="pipedrive", kind="k", dedupe_key="a")
+    again = PendingChange(integration=integration, source="pipedrive", kind="k", dedupe_key="a")
+    assert insert_unless_taken(first) is True
+    assert PendingChange.objects.get(pk=first.pk).dedupe_key == "a"
+    assert insert_unless_taken(again) is False and again.pk is None
