@@ -200,6 +200,8 @@ def test_every_stored_change_is_read_by_a_drain_that_starts_after_it_whatever_th
 def test_insert_unless_taken_says_whether_the_row_went_in_and_gives_it_its_id(
     integration, monkeypatch, returning
 ):
+    if not returning and connection.vendor != "sqlite":
+        pytest.skip("only SQLite before 3.35 inserts without RETURNING (Django's minimum: 3.31)")
     monkeypatch.setattr(
         connection.features,
         "can_return_columns_from_insert",
