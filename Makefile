@@ -53,15 +53,16 @@ demo: install
 # Production (README, "Running in production"): settings from the environment or .env, a venv
 # made with `pip install -c constraints.txt .` (BIN=path/to/venv/bin for another one). Runs the
 # deploy checks, migrations and collectstatic, then the worker (qcluster) and the web server
-# (gunicorn on BIND, WEB_CONCURRENCY processes) side by side. If the worker stops, the web server
-# stays up and /healthz answers 503 naming it; Ctrl-C or SIGTERM stops both.
+# (gunicorn on BIND; gunicorn.conf.py: WEB_CONCURRENCY processes x WEB_THREADS threads) side by
+# side. If the worker stops, the web server stays up and /healthz answers 503 naming it; Ctrl-C
+# or SIGTERM stops both.
 BIND ?= 127.0.0.1:8000
 serve:
 	$(BIN)/python manage.py check --deploy
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	@$(BIN)/python manage.py qcluster & worker=$$!; \
-	$(BIN)/gunicorn syncbridge.wsgi --bind "$(BIND)" --workers "$${WEB_CONCURRENCY:-2}" \
+	$(BIN)/gunicorn syncbridge.wsgi --config gunicorn.conf.py --bind "$(BIND)" \
 	  --access-logfile - --forwarded-allow-ips "$${FORWARDED_ALLOW_IPS:-127.0.0.1}" & web=$$!; \
 	trap 'kill $$worker $$web 2>/dev/null; wait $$worker $$web' INT TERM; \
 	wait $$web; status=$$?; kill $$worker 2>/dev/null; wait $$worker; exit $$status

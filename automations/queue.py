@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -21,6 +21,7 @@ from automations.events import CampaignEvent, event_key, parse_event, raw_key
 from automations.lookups import RunContext, not_in_synced_list
 from automations.models import ActionOutcome, AutomationRun, ScenarioAction, Trigger
 from integrations.http import RemoteError
+from integrations.inserts import insert_unless_taken
 from integrations.models import Integration
 
 log = logging.getLogger(__name__)
@@ -76,14 +77,12 @@ def receive_event_once(integration: Integration, payload: dict) -> tuple[Automat
         "reason": reason,
         "finished_at": None if status == AutomationRun.Status.PENDING else timezone.now(),
     }
-    # Insert first (a duplicate fails on the unique key): one write, no read-then-write race,
-    # and no lock upgrade for SQLite to refuse under concurrent deliveries.
-    try:
-        with transaction.atomic():
-            run = AutomationRun.objects.create(integration=integration, event_key=key, **defaults)
-        created = True
-    except IntegrityError:  # the same event was delivered before (or at the same moment)
-        run, created = AutomationRun.objects.get(integration=integration, event_key=key), False
+    # Insert first (a duplicate is ignored on the unique key): one statement, no
+    # read-then-write race, and no lock upgrade for SQLite to refuse under concurrent deliveries.
+    run = AutomationRun(integration=integration, event_key=key, **defaults)
+    created = insert_unless_taken(run)
+    if not created:  # the same event was delivered before (or at the same moment)
+        run = AutomationRun.objects.get(integration=integration, event_key=key)
     if not created:
         log.info("automation event %s for integration %s already received", key, integration.pk)
         return run, False

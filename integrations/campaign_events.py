@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 
@@ -41,14 +42,17 @@ def receive(integration: Integration, payload: dict) -> Received:
     """Take one campaign event, once; raises when automations could not store it."""
     key = payload_key(payload)
     stored = False
-    if integration.include_email_history and integration.sends_to_pipedrive:
-        kind = f"{payload.get('event_object', 'event')}.{payload.get('event_action', '')}"
-        stored = store_change(
-            integration, PendingChange.Source.SNOVIO, kind[:50], "snovio:" + key, payload
-        )
-        if stored and integration.status == Integration.Status.ACTIVE:
-            runs.enqueue_pending(integration.pk)
-    _, new = engine.receive_event_once(integration, payload)
+    # Both stores in one transaction: one commit (one flush to disk) per event, not two, and an
+    # event is taken by both or, when this raises, by neither (the sender delivers it again).
+    with transaction.atomic():
+        if integration.include_email_history and integration.sends_to_pipedrive:
+            kind = f"{payload.get('event_object', 'event')}.{payload.get('event_action', '')}"
+            stored = store_change(
+                integration, PendingChange.Source.SNOVIO, kind[:50], "snovio:" + key, payload
+            )
+        _, new = engine.receive_event_once(integration, payload)
+    if stored:
+        runs.request_drain(integration.pk)  # once committed: see `request_drain`
     return Received(email_history=stored, automation_new=new)
 
 

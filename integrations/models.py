@@ -142,6 +142,9 @@ class Integration(models.Model):
     # Where the catch-up's rolling re-check of Snov.io goes on, the list sizes it last saw and
     # how long a full round takes at this size (`sync/catchup.py`).
     catch_up_state = models.JSONField(default=dict, blank=True)
+    # When a drain of the real-time queue was last queued and not started yet (None: none is
+    # waiting). Deliveries queue a drain only when none waits (`sync.runs.request_drain`).
+    drain_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -31,6 +31,7 @@ def run_undo(undo_id: int) -> str:
 
 
 def process_pending(integration_id: int) -> str:
+    runs.drain_started(integration_id)  # before the queue is read: see `runs.request_drain`
     return f"applied {realtime.drain(integration_id)} change(s)"
 
 

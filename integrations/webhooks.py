@@ -14,9 +14,12 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
+import time
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
+from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
@@ -29,13 +32,44 @@ from integrations.pages import owned_integration
 from integrations.snovio.constants import CAMPAIGN_WEBHOOK_EVENTS
 from integrations.sync.queue import store_change
 from integrations.sync.realtime import PERSON_KINDS
-from integrations.sync.runs import enqueue_pending
+from integrations.sync.runs import request_drain
 
 log = logging.getLogger(__name__)
 
 
+# Pipedrive deliveries find their integration in a short per-process cache: a burst of
+# deliveries costs one look-up per process and window, not one per delivery. What they use of
+# it stays right: the Basic credentials change only when the webhooks are subscribed again
+# (seconds of the old ones are harmless), the status is read fresh by `request_drain`, and a
+# deleted integration fails the insert (its foreign key) and answers 404.
+INTEGRATION_CACHE_SECONDS = 5.0
+INTEGRATION_CACHE_SIZE = 1000
+_integrations: dict[str, tuple[float, Integration]] = {}
+_integrations_lock = threading.Lock()
+
+
 def _integration(secret: str) -> Integration | None:
     return Integration.objects.filter(webhook_secret=secret).first()
+
+
+def _cached_integration(secret: str) -> Integration | None:
+    now = time.monotonic()
+    with _integrations_lock:
+        cached = _integrations.get(secret)
+    if cached and cached[0] > now:
+        return cached[1]
+    integration = _integration(secret)
+    if integration is not None:
+        with _integrations_lock:
+            if len(_integrations) >= INTEGRATION_CACHE_SIZE:
+                _integrations.clear()
+            _integrations[secret] = (now + INTEGRATION_CACHE_SECONDS, integration)
+    return integration
+
+
+def forget_cached_integration(secret: str) -> None:
+    with _integrations_lock:
+        _integrations.pop(secret, None)
 
 
 def _json(request: HttpRequest) -> Any:
@@ -58,11 +92,6 @@ def _basic_auth_ok(request: HttpRequest, user: str, password: str) -> bool:
     )
 
 
-def _enqueue(integration: Integration) -> None:
-    if integration.status == Integration.Status.ACTIVE:
-        enqueue_pending(integration.pk)
-
-
 def pipedrive_dedupe_key(payload: dict) -> str:
     """The same change delivered twice (a retry carries the same event) has the same key.
 
@@ -80,7 +109,7 @@ def pipedrive_dedupe_key(payload: dict) -> str:
 @login_not_required
 @require_POST
 def pipedrive_hook(request: HttpRequest, secret: str) -> HttpResponse:
-    integration = _integration(secret)
+    integration = _cached_integration(secret)
     if integration is None:
         return JsonResponse({"error": "unknown webhook"}, status=404)
     if not _basic_auth_ok(
@@ -102,16 +131,21 @@ def pipedrive_hook(request: HttpRequest, secret: str) -> HttpResponse:
     kind = f"person.{meta.get('action')}"
     if kind not in PERSON_KINDS:
         return JsonResponse({"ok": True, "ignored": f"{kind[:60]} events are not synced"})
-    new = store_change(
-        integration,
-        PendingChange.Source.PIPEDRIVE,
-        kind,
-        pipedrive_dedupe_key(payload),
-        payload,
-        record_key=f"pipedrive:{str(meta.get('entity_id') or '')[:40]}",
-    )
+    try:
+        new = store_change(
+            integration,
+            PendingChange.Source.PIPEDRIVE,
+            kind,
+            pipedrive_dedupe_key(payload),
+            payload,
+            record_key=f"pipedrive:{str(meta.get('entity_id') or '')[:40]}",
+            strict=True,
+        )
+    except IntegrityError:  # the cached integration was deleted meanwhile
+        forget_cached_integration(secret)
+        return JsonResponse({"error": "unknown webhook"}, status=404)
     if new:
-        _enqueue(integration)
+        request_drain(integration.pk)
     return JsonResponse({"ok": True, "duplicate": not new})
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import Min
 from django.utils import timezone
 
+from integrations.inserts import insert_unless_taken
 from integrations.models import Integration, PendingChange
 from integrations.sync import sanitize
 
@@ -31,25 +32,28 @@ def store_change(
     key: str,
     payload: dict,
     record_key: str = "",
+    strict: bool = False,
 ) -> bool:
     """Store a change once per delivery (`key`) and once per waiting contact (`record_key`).
 
     True when stored; False for a duplicate delivery, or a contact that already has a
-    change waiting (it is read fresh when that change is applied).
+    change waiting (it is read fresh when that change is applied). An integration deleted
+    meanwhile also gives False, or raises IntegrityError when `strict`.
     """
+    change = PendingChange(
+        integration=integration,
+        source=source,
+        kind=kind,
+        dedupe_key=sanitize.json_safe(key)[:200],
+        record_key=sanitize.json_safe(record_key)[:120],
+        payload=sanitize.json_safe(payload),  # one bad value never loses the change
+    )
     try:
-        with transaction.atomic():
-            PendingChange.objects.create(
-                integration=integration,
-                source=source,
-                kind=kind,
-                dedupe_key=sanitize.json_safe(key)[:200],
-                record_key=sanitize.json_safe(record_key)[:120],
-                payload=sanitize.json_safe(payload),  # one bad value never loses the change
-            )
-    except IntegrityError:
+        return insert_unless_taken(change)  # one statement: duplicates are ignored
+    except IntegrityError:  # not a key taken (those are ignored): the integration is gone
+        if strict:
+            raise
         return False
-    return True
 
 
 def waiting(integration_id: int):

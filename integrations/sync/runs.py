@@ -6,7 +6,8 @@
   the next; the watch (`arm_watch`, a one-off schedule moved on while the run's worker lives,
   `watch_run`) takes over a run whose worker died within a minute;
   `resume_stalled_transfers()` is the periodic backstop;
-- `enqueue_pending(integration_id)` queues the drain of held changes, `ensure_schedule()`
+- `enqueue_pending(integration_id)` queues the drain of held changes (`request_drain`: only
+  when none is queued yet, for webhook deliveries), `ensure_schedule()`
   the periodic catch-up (`catch_up_integration`, `catch_up_all_integrations`).
 
 Task names (`"integrations.tasks.run_transfer"`, ...) are stored in django-q2's queue and
@@ -273,8 +274,59 @@ def resume_stalled_transfers(now: datetime | None = None) -> int:
 # --- real time ------------------------------------------------------------------------------
 
 
+# A drain queued this long ago that has not started may have been lost (a broker fault, a
+# full save of the integration that wrote back an old value): the next delivery queues another.
+DRAIN_REQUEST_STALE = timedelta(seconds=60)
+
+
 def enqueue_pending(integration_id: int) -> None:
     async_task("integrations.tasks.process_pending", integration_id, group=f"sync-{integration_id}")
+
+
+def request_drain(integration_id: int) -> None:
+    """Queue a drain of an Active integration's changes unless one is queued and not started.
+
+    A burst of deliveries then costs one task, not one per delivery (a task is an insert of a
+    signed pickle into the queue on the ORM broker). Safe because the drain clears the mark
+    (`drain_started`) before it reads the queue: a change committed before the clear is read
+    by that drain; one committed after it finds no mark and queues a new drain. So the mark is
+    taken only once the change is committed, with one conditional UPDATE, which also reads the
+    status fresh. Inside a transaction (the change not committed yet) a drain is queued
+    whatever the mark says, committed with the change on the ORM broker.
+    """
+    if transaction.get_connection().in_atomic_block:
+        if Integration.objects.filter(pk=integration_id, status=Integration.Status.ACTIVE).exists():
+            enqueue_pending(integration_id)
+        return
+    _request_drain_now(integration_id)
+
+
+def _request_drain_now(integration_id: int) -> None:
+    now = timezone.now()
+    marked = (
+        Integration.objects.filter(pk=integration_id, status=Integration.Status.ACTIVE)
+        .filter(
+            Q(drain_requested_at__isnull=True) | Q(drain_requested_at__lt=now - DRAIN_REQUEST_STALE)
+        )
+        .update(drain_requested_at=now)
+    )
+    if not marked:
+        return  # paused, or a drain waits that will read this change
+    try:
+        enqueue_pending(integration_id)
+    except BaseException:
+        # No task is queued: leave no mark that would hold back the next delivery's.
+        Integration.objects.filter(pk=integration_id, drain_requested_at=now).update(
+            drain_requested_at=None
+        )
+        raise
+
+
+def drain_started(integration_id: int) -> None:
+    """Clear the drain mark; call before reading the queue (see `request_drain`)."""
+    Integration.objects.filter(pk=integration_id, drain_requested_at__isnull=False).update(
+        drain_requested_at=None
+    )
 
 
 def enqueue_register_webhooks(integration_id: int) -> None:
