@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('integrations', '0009_perf_indexes_and_catch_up'),
+        ('integrations', '0011_undo'),
     ]
 
     operations = [
