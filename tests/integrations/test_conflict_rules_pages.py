@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from integrations.models import ConflictRule
-from tests.factories import integration_with_both_apps
+from tests.factories import integration_with_both_apps, launched_integration
 from tests.integrations.test_pages_setup import INDUSTRY, data_post, text, url, with_pairs
 
 pytestmark = pytest.mark.django_db
@@ -58,7 +58,7 @@ def test_an_unknown_rule_is_a_red_form_error_not_a_500(client_logged_in, user, s
 
 
 def test_the_real_time_card_sets_the_integrations_default_rule(client_logged_in, user, sandbox):
-    integration = integration_with_both_apps(user, sandbox)
+    integration = launched_integration(user, sandbox)
     page = text(client_logged_in.get(url("settings", integration)))
     assert "Default conflict rule of a field pair" in page
 
