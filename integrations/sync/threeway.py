@@ -158,7 +158,12 @@ def plan(
         winner = _winner(s_changed, p_changed, snovio, pipedrive, decider, to_pipedrive, to_snovio)
         label = (labels or {}).get(pair.pipedrive) or pair.label or pair.pipedrive
         receiving, receiving_now = (PIPEDRIVE, p_now) if winner == SNOVIO else (SNOVIO, s_now)
-        kept = not is_empty(receiving_now) and not conflicts.may_overwrite(pair_rule, receiving)
+        # A Snov.io field no answer carries and SyncBridge never wrote (phones, custom fields)
+        # may be filled: a rule that keeps Snov.io's filled values leaves it alone.
+        unknown = receiving == SNOVIO and pair.snovio not in (snovio.values or {})
+        kept = (unknown or not is_empty(receiving_now)) and not conflicts.may_overwrite(
+            pair_rule, receiving
+        )
         if s_changed and p_changed:
             shown = winner if not kept else ("" if pair_rule == conflicts.FILL_EMPTY else receiving)
             result.conflicts[key] = Conflict(label, s_now, p_now, shown, pair_rule, decider)
@@ -166,8 +171,9 @@ def plan(
             result.held_back[key] = "contacts do not flow that way in this integration"
             continue
         if kept:
+            what = "value, which cannot be read," if unknown else "filled value"
             result.held_back[key] = (
-                f"{label}: {APP_NAMES[receiving]}'s filled value is kept"
+                f"{label}: {APP_NAMES[receiving]}'s {what} is kept"
                 f" ({conflicts.rule_label(pair_rule)})"
             )
             result.held_by_rule[key] = pair_rule

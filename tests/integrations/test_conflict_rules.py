@@ -179,3 +179,17 @@ def test_emptying_a_field_in_snovio_never_empties_a_kept_pipedrive_value(rule):
 
 def test_emptying_a_synced_field_in_snovio_still_empties_it_in_pipedrive_by_default():
     assert realtime(SOURCE_APP, {"position": ""}, {}).to_pipedrive == {"job_title": ""}
+
+
+@pytest.mark.parametrize("rule", [FILL_EMPTY, KEEP_SNOVIO])
+def test_a_snovio_field_no_answer_carries_is_never_written_under_a_rule_keeping_snovio(rule):
+    # Snov.io's answers carry no phones: SyncBridge never saw this one, so it may be filled.
+    unread = {k: v for k, v in SYNCED_S.items() if k != "phones"}
+    result = plan(
+        ruled(rule),
+        snovio(unread, unread),
+        pipedrive({**SYNCED_P, "phone": "+2"}, SYNCED_P),
+        in_sync=ALL_IN_SYNC,
+    )
+    assert result.to_snovio == {}
+    assert "cannot be read" in result.held_back[pair_key(PAIRS[1])]
