@@ -4,20 +4,39 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0009_perf_indexes_and_catch_up'),
+        ("integrations", "0009_perf_indexes_and_catch_up"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='fieldmapping',
-            name='conflict_rule',
-            field=models.CharField(blank=True, choices=[('source_app', 'The source app wins'), ('fill_empty', 'Fill empty fields only'), ('keep_pipedrive', "Never overwrite on Pipedrive's side"), ('keep_snovio', "Never overwrite on Snov.io's side"), ('latest', 'The most recent change wins')], max_length=20),
+            model_name="fieldmapping",
+            name="conflict_rule",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("source_app", "The source app wins"),
+                    ("fill_empty", "Fill empty fields only"),
+                    ("keep_pipedrive", "Never overwrite on Pipedrive's side"),
+                    ("keep_snovio", "Never overwrite on Snov.io's side"),
+                    ("latest", "The most recent change wins"),
+                ],
+                max_length=20,
+            ),
         ),
         migrations.AddField(
-            model_name='integration',
-            name='conflict_rule',
-            field=models.CharField(choices=[('source_app', 'The source app wins'), ('fill_empty', 'Fill empty fields only'), ('keep_pipedrive', "Never overwrite on Pipedrive's side"), ('keep_snovio', "Never overwrite on Snov.io's side"), ('latest', 'The most recent change wins')], default='source_app', max_length=20),
+            model_name="integration",
+            name="conflict_rule",
+            field=models.CharField(
+                choices=[
+                    ("source_app", "The source app wins"),
+                    ("fill_empty", "Fill empty fields only"),
+                    ("keep_pipedrive", "Never overwrite on Pipedrive's side"),
+                    ("keep_snovio", "Never overwrite on Snov.io's side"),
+                    ("latest", "The most recent change wins"),
+                ],
+                default="source_app",
+                max_length=20,
+            ),
         ),
     ]
