@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.template.loader import render_to_string
+from django.urls import reverse
 
 from integrations import services, tasks
 from integrations.models import ConflictRule, FieldMapping, SyncEvent, SyncRun
@@ -225,3 +226,15 @@ def test_never_overwrite_on_pipedrives_side_still_carries_pipedrives_changes(san
     sandbox.pipedrive.change_person(anna["id"], job_title="From Pipedrive")
 
     assert position(live, SHARED) == "From Pipedrive"
+
+
+def test_the_history_page_says_which_rule_kept_a_value(client, user, sandbox, integration):
+    set_rule(integration, R.KEEP_PIPEDRIVE)
+    run(integration, SyncRun.Direction.TO_PIPEDRIVE)
+    client.force_login(user)
+
+    history = reverse("sync:history", args=[integration.pk])
+    # Nothing was written to Anna (her value was kept): an "unchanged" event, filtered for.
+    page = client.get(history, {"outcome": "unchanged"}).content.decode()
+
+    assert "Job title kept as it was (Never overwrite on Pipedrive&#x27;s side)" in page
