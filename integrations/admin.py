@@ -106,6 +106,7 @@ class FieldMappingInline(admin.TabularInline):
         "pipedrive_label",
         "data_type",
         "is_system",
+        "conflict_rule",
     )
     readonly_fields = ("is_system",)
 
@@ -136,6 +137,7 @@ class IntegrationAdmin(admin.ModelAdmin):
         "status_reason",
         "launched_at",
         "realtime_rule",
+        "conflict_rule",
         "baseline_started_at",
         "baseline_at",
         "last_catch_up_at",

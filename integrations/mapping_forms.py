@@ -1,4 +1,5 @@
-"""Step 3's custom field pairs: one row per pair, each side's field of the same data type.
+"""Step 3's field pairs: one row per custom pair, each side's field of the same data type,
+and each pair's conflict rule (`integrations/sync/conflicts.py`), system pairs included.
 
 Every choice is checked against the integration's stored catalogue.
 """
@@ -10,9 +11,26 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from integrations import fieldspec
+from integrations import fieldspec, status_forms
 from integrations.catalog import Catalog, Kind
-from integrations.models import Integration
+from integrations.models import ConflictRule, FieldMapping, Integration
+
+DEFAULT_RULE_LABEL = "Integration default"
+RULE_HELP = (
+    "When a pair's two fields hold different values: the source app wins; fill empty fields "
+    "only; never overwrite on Pipedrive's (or Snov.io's) side; or the most recent change wins "
+    "(in real time; a transfer has no change times and lets the source app win)."
+)
+
+
+def rule_field(default_label: str = DEFAULT_RULE_LABEL) -> forms.ChoiceField:
+    """A pair's conflict rule; blank means the integration's default."""
+    return forms.ChoiceField(
+        label="Conflict rule",
+        choices=[("", default_label), *ConflictRule.choices],
+        required=False,
+        error_messages={"invalid_choice": "Choose one of the listed conflict rules."},
+    )
 
 
 class TypedSelect(forms.Select):
@@ -44,6 +62,7 @@ class MappingRowForm(forms.Form):
         label="Pipedrive field",
         error_messages={"required": "Choose the Pipedrive field, or remove the row."},
     )
+    conflict_rule = rule_field()
 
     def __init__(self, *args, catalog: Catalog, stale: dict[str, dict] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -109,6 +128,7 @@ class MappingRowForm(forms.Form):
                 "pipedrive_field": pipe["key"],
                 "pipedrive_label": pipe["name"],
                 "data_type": snov["type"],
+                "conflict_rule": cleaned.get("conflict_rule") or "",
             }
         return cleaned
 
@@ -179,6 +199,62 @@ def mapping_formset(
         "pipedrive": {m.pipedrive_field: m.pipedrive_label or m.pipedrive_field for m in custom},
     }
     initial = [
-        {"snovio_field": m.snovio_field, "pipedrive_field": m.pipedrive_field} for m in custom
+        {
+            "snovio_field": m.snovio_field,
+            "pipedrive_field": m.pipedrive_field,
+            "conflict_rule": m.conflict_rule,
+        }
+        for m in custom
     ]
     return MappingFormSet(data, initial=initial, prefix="map", catalog=catalog, stale=stale)
+
+
+class SystemRulesForm(forms.Form):
+    """The conflict rule of each system pair (the pairs themselves are locked)."""
+
+    def __init__(self, *args, integration: Integration, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.mappings = list(integration.field_mappings.filter(is_system=True))
+        default = f"{DEFAULT_RULE_LABEL} ({integration.get_conflict_rule_display()})"
+        for mapping in self.mappings:
+            self.fields[self.field_name(mapping)] = rule_field(default)
+            self.initial.setdefault(self.field_name(mapping), mapping.conflict_rule)
+
+    @staticmethod
+    def field_name(mapping: FieldMapping) -> str:
+        return f"rule_{mapping.snovio_field}"
+
+    @property
+    def rows(self) -> list[tuple[FieldMapping, forms.BoundField]]:
+        """Each system pair with its rule's select, for the mapping table."""
+        return [(m, self[self.field_name(m)]) for m in self.mappings]
+
+    def rules(self) -> dict[str, str]:
+        """Snov.io field of each system pair -> its rule (blank: the integration default)."""
+        return {m.snovio_field: self.cleaned_data[self.field_name(m)] for m in self.mappings}
+
+
+class ConflictRulesForm(status_forms.RealtimeRuleForm):
+    """The real-time card: the default conflict rule of every pair, and who "the source app"
+    is in real time (the rule the card held before rules were set per pair)."""
+
+    conflict_rule = forms.ChoiceField(
+        label="Default conflict rule of a field pair",
+        choices=ConflictRule.choices,
+        required=False,  # missing: left as it was
+        help_text=RULE_HELP + " A pair's own rule (Data exchange, field mappings) comes first.",
+        error_messages={"invalid_choice": "Choose one of the listed conflict rules."},
+    )
+
+    field_order = ["conflict_rule", "realtime_rule"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        source = self.fields["realtime_rule"]
+        source.label = "In real time, under “the source app wins”, a field changed in both apps"
+        source.help_text = (
+            "Real time carries each change to the other app. If both apps changed the same "
+            "field before SyncBridge saw either change, this decides which value stays for the "
+            "pairs whose rule is “the source app wins”; the sync history shows both values, "
+            "the winner and the rule."
+        )

@@ -71,6 +71,21 @@ class RealtimeRule(models.TextChoices):
     PIPEDRIVE = "pipedrive", "Pipedrive always wins"
 
 
+class ConflictRule(models.TextChoices):
+    """What happens when a field pair holds different values on the two sides.
+
+    Set per field pair (`FieldMapping.conflict_rule`, blank: the integration's default) and
+    for the integration (`Integration.conflict_rule`); what each rule means in a transfer and
+    in real time is defined in `integrations/sync/conflicts.py`.
+    """
+
+    SOURCE_APP = "source_app", "The source app wins"
+    FILL_EMPTY = "fill_empty", "Fill empty fields only"
+    KEEP_PIPEDRIVE = "keep_pipedrive", "Never overwrite on Pipedrive's side"
+    KEEP_SNOVIO = "keep_snovio", "Never overwrite on Snov.io's side"
+    LATEST = "latest", "The most recent change wins"
+
+
 class Integration(models.Model):
     """One Snov.io account joined to one Pipedrive company, with every setting of the 7 steps."""
 
@@ -121,8 +136,13 @@ class Integration(models.Model):
     baseline_at = models.DateTimeField(null=True, blank=True)
     # Snov.io lists whose prospects are in the baseline (or known to be new), by id.
     baseline_lists = models.JSONField(default=list, blank=True)
+    # Who "the source app" is in real time (`sync/conflicts.py`): latest = no fixed app.
     realtime_rule = models.CharField(
         max_length=20, choices=RealtimeRule.choices, default=RealtimeRule.LATEST
+    )
+    # The conflict rule of every field pair that has none of its own.
+    conflict_rule = models.CharField(
+        max_length=20, choices=ConflictRule.choices, default=ConflictRule.SOURCE_APP
     )
     webhook_secret = models.CharField(max_length=64, default=new_webhook_secret, unique=True)
     pipedrive_webhook_user = models.CharField(max_length=64, default=new_webhook_secret)
@@ -215,6 +235,8 @@ class FieldMapping(models.Model):
     data_type = models.CharField(max_length=30, default="text")
     is_system = models.BooleanField(default=False)
     position = models.PositiveIntegerField(default=0)
+    # Blank: the integration's default rule.
+    conflict_rule = models.CharField(max_length=20, choices=ConflictRule.choices, blank=True)
 
     class Meta:
         ordering = ["-is_system", "position", "pk"]

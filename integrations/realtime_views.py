@@ -1,4 +1,4 @@
-"""The settings page's real-time card: the conflict rule and failed changes (thin views)."""
+"""The settings page's real-time card: the conflict rules and failed changes (thin views)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
-from integrations import status_forms
+from integrations import mapping_forms
 from integrations.pages import owned_integration
 from integrations.sync import queue
 from integrations.sync.runs import enqueue_pending
@@ -22,13 +22,18 @@ def _back(pk: int) -> HttpResponse:
 @require_POST
 def save_rule(request: HttpRequest, pk: int) -> HttpResponse:
     integration = owned_integration(request, pk)
-    form = status_forms.RealtimeRuleForm(request.POST)
+    form = mapping_forms.ConflictRulesForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose one of the listed rules for fields changed in both apps.")
         return _back(pk)
     integration.realtime_rule = form.cleaned_data["realtime_rule"]
-    integration.save(update_fields=["realtime_rule", "updated_at"])
-    messages.success(request, f"Saved: {integration.get_realtime_rule_display()}.")
+    integration.conflict_rule = form.cleaned_data["conflict_rule"] or integration.conflict_rule
+    integration.save(update_fields=["realtime_rule", "conflict_rule", "updated_at"])
+    messages.success(
+        request,
+        f"Saved: {integration.get_conflict_rule_display()} by default; in real time, "
+        f"{integration.get_realtime_rule_display().lower()} under “the source app wins”.",
+    )
     return _back(pk)
 
 

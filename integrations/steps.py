@@ -75,6 +75,7 @@ class DataExchange:
     second_key: str = ""  # "" (email only) or "linkedin" (matching.LINKEDIN)
     second_key_field: str = ""  # the Pipedrive custom field holding it
     pairs: list[dict] | None = None  # [{snovio_field, snovio_label, pipedrive_field, ...}]
+    system_rules: dict[str, str] | None = None  # system pair's Snov.io field -> conflict rule
 
 
 def save_data_exchange(
@@ -106,6 +107,10 @@ def save_data_exchange(
         integration.save()
         if data.pairs is not None:
             save_field_mappings(integration, data.pairs)
+        for snovio_field, rule in (data.system_rules or {}).items():
+            integration.field_mappings.filter(is_system=True, snovio_field=snovio_field).update(
+                conflict_rule=rule
+            )
     return settings_saved(integration, user)
 
 
@@ -120,7 +125,7 @@ def save_field_mappings(integration: Integration, pairs: list[dict]) -> None:
     for position, (key, pair) in enumerate(wanted.items(), start=100):
         if key in have:
             integration.field_mappings.filter(snovio_field=key[0], pipedrive_field=key[1]).update(
-                position=position
+                position=position, conflict_rule=pair.get("conflict_rule", "")
             )
             continue
         FieldMapping.objects.create(
@@ -132,6 +137,7 @@ def save_field_mappings(integration: Integration, pairs: list[dict]) -> None:
             data_type=pair.get("data_type", fieldspec.TEXT),
             is_system=False,
             position=position,
+            conflict_rule=pair.get("conflict_rule", ""),
         )
 
 

@@ -325,24 +325,27 @@ def data_exchange(request: HttpRequest, pk: int) -> HttpResponse:
     data = request.POST if request.method == "POST" else None
     form = forms.DataExchangeForm(data, integration=integration, catalog=cat)
     formset = mapping_forms.mapping_formset(integration, cat, data)
-    if request.method == "POST" and form.is_valid() & formset.is_valid():
+    rules = mapping_forms.SystemRulesForm(data, integration=integration)
+    if request.method == "POST" and form.is_valid() & formset.is_valid() & rules.is_valid():
         exchange = form.data_exchange()
         exchange.pairs = formset.pairs()
+        exchange.system_rules = rules.rules()
         problems = steps.save_data_exchange(integration, exchange, request.user)
         _report(request, integration, problems, "Data exchange saved.")
         return _after_save(integration, "data")
     return render(
         request,
         "integrations/step_data.html",
-        _context(integration, "data", **_data_context(integration, form, formset)),
+        _context(integration, "data", **_data_context(integration, form, formset, rules)),
     )
 
 
-def _data_context(integration: Integration, form, formset) -> dict:
+def _data_context(integration: Integration, form, formset, rules=None) -> dict:
     return {
         "data_form": form,
         "formset": formset,
         "system_mappings": integration.field_mappings.filter(is_system=True),
+        "system_rules_form": rules or mapping_forms.SystemRulesForm(integration=integration),
     }
 
 
@@ -503,8 +506,11 @@ def settings_page(request: HttpRequest, pk: int) -> HttpResponse:
         # A preview is not a transfer: "Last transfer" is the last one that wrote.
         latest_run=integration.runs.filter(dry_run=False).first(),
         queue=queue.summary(integration),
-        rule_form=status_forms.RealtimeRuleForm(
-            initial={"realtime_rule": integration.realtime_rule}
+        rule_form=mapping_forms.ConflictRulesForm(
+            initial={
+                "realtime_rule": integration.realtime_rule,
+                "conflict_rule": integration.conflict_rule,
+            }
         ),
         **_data_context(
             integration,

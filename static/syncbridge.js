@@ -21,7 +21,8 @@
     if (!rows || !add || !template) return;
     var total = document.getElementById("id_" + add.dataset.prefix + "-TOTAL_FORMS");
 
-    function selects(row) { return row.querySelectorAll("select"); }
+    // The two field selects of a row (its conflict rule select takes no part in pairing).
+    function selects(row) { return row.querySelectorAll("td:not(.conflict-rule) select"); }
     function live(row) { var d = row.querySelector("input[type=checkbox]"); return !(d && d.checked); }
 
     function refresh() {

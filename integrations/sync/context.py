@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -47,9 +48,15 @@ def pairs_for(integration: Integration) -> list[Pair]:
     """The integration's field pairs (the system pairs when none were stored)."""
     rows = list(integration.field_mappings.all())
     if not rows:
-        return system_pairs()
+        return [replace(p, rule=integration.conflict_rule) for p in system_pairs()]
     return [
-        Pair(r.snovio_field, r.pipedrive_field, r.data_type or fs.TEXT, r.pipedrive_label)
+        Pair(
+            r.snovio_field,
+            r.pipedrive_field,
+            r.data_type or fs.TEXT,
+            r.pipedrive_label,
+            r.conflict_rule or integration.conflict_rule,
+        )
         for r in rows
     ]
 

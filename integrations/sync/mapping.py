@@ -41,6 +41,8 @@ class Pair:
     pipedrive: str
     data_type: str = fs.TEXT
     label: str = ""
+    # The pair's conflict rule (`conflicts.py`); blank: the source app wins.
+    rule: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,10 @@ class MappingSpec:
     org_names: dict[str, str] = field(default_factory=dict)
     # Field key (either side) -> the label users know it by, for the record log and preview.
     labels: dict[str, str] = field(default_factory=dict)
+
+    def rules(self, side: str) -> dict[str, str]:
+        """Each pair's conflict rule, keyed by `side`'s field key (snovio or pipedrive)."""
+        return {getattr(p, side): p.rule for p in self.pairs if p.rule}
 
     @property
     def pipedrive_fields(self) -> list[str]:

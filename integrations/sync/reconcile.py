@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from integrations.models import PendingChange, RecordLink, SyncEvent
+from integrations.sync import conflicts as conflict_rules
 from integrations.sync import mapping, threeway
 from integrations.sync.baseline import remote_time
 from integrations.sync.context import TO_PIPEDRIVE, TO_SNOVIO, SyncContext, link_key
@@ -162,6 +163,8 @@ def _log(
     ctx: SyncContext, plan: threeway.Plan, prospect: dict, person: dict, email: str, problems
 ) -> tuple[str, list[SyncEvent]]:
     conflicts = {key: c.as_dict() for key, c in plan.conflicts.items()}
+    # Held back by a pair's conflict rule: said even when other pairs were written.
+    kept_by_rule = sorted(plan.held_back[k] for k in plan.held_by_rule if k not in plan.conflicts)
     labels = ctx.spec.labels
     texts, events = [], []
     for direction, changes, target in (
@@ -174,6 +177,8 @@ def _log(
         reason = f"Updated {names}"
         if conflicts:
             reason += "; " + "; ".join(_conflict_text(c) for c in conflicts.values())
+        if kept_by_rule:
+            reason += "; not carried: " + "; ".join(kept_by_rule)
         if problems and direction == TO_PIPEDRIVE:
             reason += "; " + "; ".join(problems)
         event = ctx.event(
@@ -205,9 +210,12 @@ def _log(
 
 
 def _conflict_text(conflict: dict) -> str:
-    winner = "Snov.io" if conflict["winner"] == threeway.SNOVIO else "Pipedrive"
+    winner = threeway.APP_NAMES.get(conflict["winner"])
+    kept = f"{winner}'s value kept" if winner else "each app keeps its own value"
+    decided = conflict["rule_label"]
+    if conflict["rule"] == conflict_rules.SOURCE_APP:
+        decided += ": most recent change" if conflict["decider"] == threeway.LATEST else ""
     return (
         f"{conflict['label']} changed on both sides (Snov.io {conflict['snovio']!r}, "
-        f"Pipedrive {conflict['pipedrive']!r}): {winner}'s value kept"
-        f" ({'most recent change' if conflict['rule'] == threeway.LATEST else 'the rule'})"
+        f"Pipedrive {conflict['pipedrive']!r}): {kept} ({decided})"
     )

@@ -82,13 +82,7 @@ class RecordResult:
         else:
             text = ""
         if self.merge and self.merge.conflicts:
-            kept = [
-                _label(k, labels)
-                for k, c in self.merge.conflicts.items()
-                if c["winner"] == "receiving"
-            ]
-            if kept:
-                text += f"{'; ' if text else ''}kept the source app's {', '.join(kept)}"
+            text += f"{'; ' if text else ''}" + conflict_text(self.merge.conflicts, labels)
         if self.problems:  # once each: a row and its profile may report the same cleaning
             text += f"{'; ' if text else ''}" + "; ".join(dict.fromkeys(self.problems))
         return text
@@ -103,6 +97,15 @@ class RecordResult:
             changes=self.changes(ctx.spec.labels),
             run=run,
         )
+
+
+def conflict_text(found: Mapping[str, dict], labels: Mapping[str, str] | None) -> str:
+    """The conflicts of a merge in words, each with the rule that settled it."""
+    parts = []
+    for key, c in found.items():
+        how = "sent value written" if c["winner"] == conflicts.SENDING else "kept as it was"
+        parts.append(f"{_label(key, labels)} {how} ({c.get('rule_label') or 'source app'})")
+    return "conflicts: " + ", ".join(parts)
 
 
 def _label(key: str, labels: Mapping[str, str] | None) -> str:
@@ -178,7 +181,12 @@ def prospect_to_pipedrive(
     result.target_id = str(person.get("id") or "")
     current = _person_values(ctx, person, read=True)
     merged = conflicts.merge(
-        current, mapped.values, sending_wins=sending_wins, defaults=mapped.defaults
+        current,
+        mapped.values,
+        sending_wins=sending_wins,
+        defaults=mapped.defaults,
+        rules=spec.rules(threeway.PIPEDRIVE),
+        receiving_side=threeway.PIPEDRIVE,
     )
     result.merge = merged
     payload, problems = ({}, [])
@@ -347,12 +355,12 @@ def person_to_snovio(
     key = mapping.normalise_email(match_email)
     result.target_id = str(prospect.get("id") or "")
     current = _known_snovio_values(ctx, prospect, key)
-    merged = _merge_into_snovio(current, mapped, sending_wins)
+    merged = _merge_into_snovio(current, mapped, sending_wins, spec)
     if merged.changed and not snovio_has_detail(prospect):
         # A list row differs (or may: it lacks the profile): read the profile once, compare.
         prospect = ctx.snovio.complete(prospect)
         current = _known_snovio_values(ctx, prospect, key)
-        merged = _merge_into_snovio(current, mapped, sending_wins)
+        merged = _merge_into_snovio(current, mapped, sending_wins, spec)
     result.merge = merged
     if not merged.changed:
         if not dry_run:
@@ -385,14 +393,31 @@ def person_to_snovio(
     return result
 
 
-def _merge_into_snovio(current: dict, mapped: mapping.Mapped, sending_wins: bool):
+def _merge_into_snovio(
+    current: dict, mapped: mapping.Mapped, sending_wins: bool, spec: mapping.MappingSpec
+) -> conflicts.Merge:
     """Merge a person into a prospect. A field Snov.io never returns and SyncBridge never
-    wrote is unknown: when the receiving side wins conflicts it is left alone, since it
-    may hold a value that cannot be read (only a winning sender writes it blind)."""
-    values = mapped.values
-    if not sending_wins:
-        values = {k: v for k, v in values.items() if k in current}
-    return conflicts.merge(current, values, sending_wins=sending_wins, defaults=mapped.defaults)
+    wrote is unknown: where the receiving side would win a conflict (by its rule) it is left
+    alone, since it may hold a value that cannot be read (only a winning sender writes it
+    blind)."""
+    rules = spec.rules(threeway.SNOVIO)
+
+    def sender_wins(key: str) -> bool:
+        return conflicts.sending_wins_transfer(
+            rules.get(key) or conflicts.SOURCE_APP,
+            sending_is_source=sending_wins,
+            receiving_side=threeway.SNOVIO,
+        )
+
+    values = {k: v for k, v in mapped.values.items() if k in current or sender_wins(k)}
+    return conflicts.merge(
+        current,
+        values,
+        sending_wins=sending_wins,
+        defaults=mapped.defaults,
+        rules=rules,
+        receiving_side=threeway.SNOVIO,
+    )
 
 
 def _profile(ctx: SyncContext, prospect_id, email: str) -> dict | None:

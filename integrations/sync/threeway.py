@@ -5,9 +5,12 @@ SyncBridge looked at the pair (at launch, or after it synced the pair), and whet
 sides agreed then. Comparing each side with its own base tells who changed what:
 
 - a pair changed on one side only goes to the other side;
-- a pair changed on both sides to different values is a *conflict*, settled by the
-  integration's real-time rule (the most recent change wins, or a fixed source app) and
-  recorded with both values and the winner;
+- a pair changed on both sides to different values is a *conflict*, settled by the pair's
+  conflict rule (`conflicts.py`: the source app named on the real-time card, the most recent
+  change, or the side a "never overwrite" rule keeps) and recorded with both values, the
+  winner and the rule;
+- a rule that keeps filled values (fill empty only, never overwrite on one side) holds back
+  any change that would replace or empty a filled value there, and says so;
 - a pair changed on neither side is left alone, even when the two sides differ (a difference
   that existed at launch moves only by a manual transfer);
 - an empty value never erases a filled one, unless the user emptied a pair that was in sync
@@ -27,11 +30,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from integrations.sync import conflicts
+from integrations.sync.conflicts import LATEST, PIPEDRIVE, SNOVIO
 from integrations.sync.mapping import Pair, is_empty
 
-SNOVIO = "snovio"
-PIPEDRIVE = "pipedrive"
-LATEST = "latest"
+APP_NAMES = {SNOVIO: "Snov.io", PIPEDRIVE: "Pipedrive"}
 # Base keys of a create under way: the values SyncBridge sent, until the create is recorded.
 CREATING_SNOVIO = "creating_snovio"
 CREATING_PIPEDRIVE = "creating_pipedrive"
@@ -71,8 +74,9 @@ class Conflict:
     label: str
     snovio: Any
     pipedrive: Any
-    winner: str
-    rule: str
+    winner: str  # snovio, pipedrive, or "" (fill empty only: each side keeps its value)
+    rule: str  # the pair's conflict rule (`conflicts.py`)
+    decider: str = LATEST  # who the rule let win: snovio, pipedrive or latest (later change)
 
     def as_dict(self) -> dict:
         return {
@@ -81,6 +85,8 @@ class Conflict:
             "pipedrive": self.pipedrive,
             "winner": self.winner,
             "rule": self.rule,
+            "rule_label": conflicts.rule_label(self.rule),
+            "decider": self.decider,
         }
 
 
@@ -93,6 +99,8 @@ class Plan:
     conflicts: dict[str, Conflict] = field(default_factory=dict)
     # Pair keys whose change was not carried, with the reason (empty values, direction).
     held_back: dict[str, str] = field(default_factory=dict)
+    # Pair keys held back by their conflict rule (a filled value it keeps), with that rule.
+    held_by_rule: dict[str, str] = field(default_factory=dict)
 
     @property
     def writes(self) -> bool:
@@ -118,7 +126,11 @@ def plan(
     to_snovio: bool = True,
     labels: Mapping[str, str] | None = None,
 ) -> Plan:
-    """Decide, pair by pair, what each side must receive so both hold the latest edit."""
+    """Decide, pair by pair, what each side must receive so both hold the latest edit.
+
+    `rule` is the real-time card's choice (who "the source app" is: snovio, pipedrive or
+    latest); each pair's own conflict rule is `pair.rule` (blank: the source app wins).
+    """
     synced = set(in_sync)
     result = Plan()
     for pair in pairs:
@@ -141,12 +153,30 @@ def plan(
         p_changed = _changed(pipedrive, pair.pipedrive, p_now, caseless)
         if not s_changed and not p_changed:
             continue  # a difference older than the base: only a manual transfer moves it
-        winner = _winner(s_changed, p_changed, snovio, pipedrive, rule, to_pipedrive, to_snovio)
+        pair_rule = pair.rule or conflicts.SOURCE_APP
+        decider = conflicts.realtime_decider(pair_rule, rule)
+        winner = _winner(s_changed, p_changed, snovio, pipedrive, decider, to_pipedrive, to_snovio)
+        label = (labels or {}).get(pair.pipedrive) or pair.label or pair.pipedrive
+        receiving, receiving_now = (PIPEDRIVE, p_now) if winner == SNOVIO else (SNOVIO, s_now)
+        # A Snov.io field no answer carries and SyncBridge never wrote (phones, custom fields)
+        # may be filled: a rule that keeps Snov.io's filled values leaves it alone.
+        unknown = receiving == SNOVIO and pair.snovio not in (snovio.values or {})
+        kept = (unknown or not is_empty(receiving_now)) and not conflicts.may_overwrite(
+            pair_rule, receiving
+        )
         if s_changed and p_changed:
-            label = (labels or {}).get(pair.pipedrive) or pair.label or pair.pipedrive
-            result.conflicts[key] = Conflict(label, s_now, p_now, winner, rule)
+            shown = winner if not kept else ("" if pair_rule == conflicts.FILL_EMPTY else receiving)
+            result.conflicts[key] = Conflict(label, s_now, p_now, shown, pair_rule, decider)
         if winner == SNOVIO and not to_pipedrive or winner == PIPEDRIVE and not to_snovio:
             result.held_back[key] = "contacts do not flow that way in this integration"
+            continue
+        if kept:
+            what = "value, which cannot be read," if unknown else "filled value"
+            result.held_back[key] = (
+                f"{label}: {APP_NAMES[receiving]}'s {what} is kept"
+                f" ({conflicts.rule_label(pair_rule)})"
+            )
+            result.held_by_rule[key] = pair_rule
             continue
         value = s_in_p if winner == SNOVIO else p_in_s
         if is_empty(value) and key not in synced:

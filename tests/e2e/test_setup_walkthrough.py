@@ -99,12 +99,20 @@ def test_admin_walks_through_the_seven_steps_launches_pauses_and_resumes(
     number_option = page.locator("#id_map-0-pipedrive_field option[data-type=number]").first
     expect(number_option).to_be_disabled()  # the type rule, in the page
     page.select_option("#id_map-0-pipedrive_field", label="Industry (Text)")
+    page.select_option("#id_map-0-conflict_rule", "fill_empty")  # the pair's conflict rule
+    page.select_option("#id_rule_position", "keep_pipedrive")  # a system pair's rule
     expect(page.locator("#add-mapping")).to_be_enabled()
     shot(page, "step-3-data-exchange")
     page.click("#save-data")
 
     # Step 4: Constants for both receiving sides (two-way).
     expect(page.get_by_role("heading", name="4. Constants")).to_be_visible()
+    rules = dict(
+        Integration.objects.get(owner__username="ops")
+        .field_mappings.filter(snovio_field__in=["position", "customFields[Industry]"])
+        .values_list("snovio_field", "conflict_rule")
+    )
+    assert rules == {"position": "keep_pipedrive", "customFields[Industry]": "fill_empty"}
     expect(page.locator("#constant-pipedrive")).to_be_visible()
     expect(page.locator("#constant-snovio")).to_be_visible()
     page.select_option("#id_pipedrive_field", label="Lead source (Single option)")

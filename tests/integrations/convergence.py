@@ -13,6 +13,13 @@ a drain (before or after a remote write). Then everything drains, and the invari
    the real-time rule chose, recorded as a conflict;
 4. a contact created (or changed) after launch exists on both sides.
 
+Each test field's pairs get a conflict rule drawn at random (from a generator of its own, so
+a seed replays the same history as before rules existed). Invariants 3 and its write-only
+variant hold for the pairs whose rule lets the later change win (the source app wins, the
+most recent change wins). For a pair whose rule keeps filled values (fill empty only, never
+overwrite on one side), the invariant is checked after every step instead:
+5. a filled value on a kept side changes only when that side's own user edits it.
+
 Phones and custom fields are write-only in Snov.io: no documented answer returns them
 (docs/specs/snovio-shapes.md), so SyncBridge cannot see a Snov.io user's edit of them. For
 those fields invariant 3 becomes: Pipedrive holds the last value its own users set (never one
@@ -33,7 +40,14 @@ import responses
 from django.test import Client
 
 from integrations import lifecycle
-from integrations.models import Integration, PendingChange, RealtimeRule, SyncEvent
+from integrations.models import (
+    ConflictRule,
+    FieldMapping,
+    Integration,
+    PendingChange,
+    RealtimeRule,
+    SyncEvent,
+)
 from integrations.sandbox.core import Sandbox
 from integrations.sandbox.pipedrive import custom_field_key
 from integrations.sandbox.testing import serve_in_process
@@ -53,6 +67,12 @@ PAIR_KEYS = {
     "industry": {f"customFields[Industry]|{INDUSTRY}"},
 }
 SNOVIO, PIPEDRIVE = "snovio", "pipedrive"
+# The sides whose filled values each rule keeps (invariant 5); other rules converge.
+KEPT_SIDES = {
+    ConflictRule.FILL_EMPTY: (SNOVIO, PIPEDRIVE),
+    ConflictRule.KEEP_PIPEDRIVE: (PIPEDRIVE,),
+    ConflictRule.KEEP_SNOVIO: (SNOVIO,),
+}
 
 
 class WorkerKilled(BaseException):
@@ -91,6 +111,8 @@ class _Scenario:
         self.edits: dict[tuple[str, str], list[tuple[int, str, str]]] = defaultdict(list)
         self.touched: set[str] = set()
         self.kill_in: int | None = None
+        self.rule_violations: list[str] = []
+        self.last_edit: tuple[str, str, str] | None = None  # side, email, field
         self.kill_after_write = False
         self.stats: dict[str, int] = defaultdict(int)
         box.deliver = self._hold
@@ -120,6 +142,7 @@ class _Scenario:
             catalog=False,
         )
         self._say(f"launched two-way, rule {rule}")
+        self.rules = self._draw_rules()
         register_webhooks(self.integration)
         self._drain()  # records the baseline
         assert Integration.objects.get(pk=self.integration.pk).baseline_at is not None
@@ -130,9 +153,41 @@ class _Scenario:
         self.at_launch = self._snapshot()
         for _ in range(self.rng.randint(6, 24)):
             self.step += 1
-            self._random_op()
-        self._settle()
-        return Result(self.seed, self._violations(), self.history, dict(self.stats))
+            self._watching_kept_fields(self._random_op)
+        self._watching_kept_fields(self._settle)
+        violations = self.rule_violations + self._violations()
+        return Result(self.seed, violations, self.history, dict(self.stats))
+
+    def _draw_rules(self) -> dict[str, str]:
+        """A conflict rule per test field (half of them the default), set on its pairs."""
+        rng = random.Random(f"rules-{self.seed}")
+        rules = {}
+        for fld in FIELDS:
+            rule = rng.choice([ConflictRule.SOURCE_APP] * 5 + list(ConflictRule.values))
+            rules[fld] = rule
+            FieldMapping.objects.filter(
+                integration=self.integration,
+                snovio_field__in=[key.split("|")[0] for key in PAIR_KEYS[fld]],
+            ).update(conflict_rule=rule)
+            self.stats[f"rule_{rule}"] += 1
+        self._say(f"conflict rules per field: {rules}")
+        return rules
+
+    def _watching_kept_fields(self, step) -> None:
+        """Run one step; a kept side's filled value may change only by its own user's edit."""
+        before, self.last_edit = self._snapshot(), None
+        step()
+        after = self._snapshot()
+        for fld, rule in self.rules.items():
+            for side in KEPT_SIDES.get(rule, ()):
+                for email, sides in before.items():
+                    old = (sides.get(side) or {}).get(fld)
+                    new = ((after.get(email) or {}).get(side) or {}).get(fld)
+                    if old and new != old and self.last_edit != (side, email, fld):
+                        self.rule_violations.append(
+                            f"{email} {fld} ({rule}): filled {side} value {old!r} became "
+                            f"{new!r} at step {self.step} ({self.history[-1]})"
+                        )
 
     def _seed_accounts(self) -> None:
         box, rng = self.box, self.rng
@@ -264,6 +319,7 @@ class _Scenario:
             "industry": f"Industry {tag}",
         }[fld]
         self._put(side, email, {fld: value})
+        self.last_edit = (side, email, fld)
         self.edits[(email, fld)].append((self.step, side, value))
         self.touched.add(email)
         self._say(f"{side} user sets {fld} of {email} to {value!r}")
@@ -395,6 +451,8 @@ class _Scenario:
                 continue
             s, p = now[SNOVIO][0], now[PIPEDRIVE][0]
             for fld in FIELDS:
+                if self.rules[fld] in KEPT_SIDES:
+                    continue  # invariant 5, checked step by step
                 problems += self._check_field(email, fld, s[fld], p[fld], conflicts)
         return problems
 

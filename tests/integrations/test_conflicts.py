@@ -18,7 +18,13 @@ def test_the_receiving_side_keeps_its_values_when_it_is_the_source_app():
     result = merge({"phone": "+33 1"}, {"phone": "+49 2"}, sending_wins=False)
     assert result.changes == {}
     assert result.conflicts == {
-        "phone": {"receiving": "+33 1", "sending": "+49 2", "winner": "receiving"}
+        "phone": {
+            "receiving": "+33 1",
+            "sending": "+49 2",
+            "winner": "receiving",
+            "rule": "source_app",  # each conflict names the rule that settled it
+            "rule_label": "The source app wins",
+        }
     }
 
 
@@ -59,7 +65,8 @@ def test_a_new_record_is_stamped_with_the_constants():
 
 def test_the_field_changes_are_reported_for_the_record_log():
     result = merge({"phone": "1"}, {"phone": "2"}, sending_wins=True)
+    rule = {"rule": "source_app", "rule_label": "The source app wins"}
     assert result.as_dict() == {
-        "fields": {"phone": {"old": "1", "new": "2"}},
-        "conflicts": {"phone": {"receiving": "1", "sending": "2", "winner": "sending"}},
+        "fields": {"phone": {"old": "1", "new": "2", "rule_label": rule["rule_label"]}},
+        "conflicts": {"phone": {"receiving": "1", "sending": "2", "winner": "sending", **rule}},
     }

@@ -210,7 +210,12 @@ def test_a_field_changed_in_both_apps_keeps_the_most_recent_change_and_records_b
     (conflict,) = event.changes["realtime_conflicts"].values()
     assert conflict["snovio"] == "Snov.io's title"
     assert conflict["pipedrive"] == "Pipedrive's title"
-    assert (conflict["winner"], conflict["rule"]) == ("pipedrive", "latest")
+    # The pair's rule (the source app wins) left it to the card: the most recent change.
+    assert (conflict["winner"], conflict["rule"], conflict["decider"]) == (
+        "pipedrive",
+        "source_app",
+        "latest",
+    )
     assert "changed on both sides" in event.reason
 
 

@@ -262,6 +262,7 @@ def test_a_preview_counts_what_the_transfer_will_do_and_shows_each_conflicts_fie
         "old": PERSONS[i]["position"],
         "new": PROSPECTS[i]["position"],
         "label": "Job title",
+        "rule_label": "The source app wins",  # the preview row names the rule that decided
     }
     assert row["conflicts"]["job_title"]["winner"] == "sending"
 
