@@ -1,4 +1,4 @@
-"""`{% deletes_card integration %}`: the settings page's Deletes card (integrations.sync.deletes)."""
+"""`{% deletes_card integration %}`: the settings page's Deletes card (sync/deletes.py)."""
 
 from django import template
 
