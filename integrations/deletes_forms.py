@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.core.validators import MaxValueValidator
 
 from integrations.models import DeletePolicy, Integration, OnSnovioDelete
 from integrations.sync import deletes
@@ -42,12 +43,11 @@ class DeletePolicyForm(forms.ModelForm):
         kwargs.setdefault("instance", DeletePolicy.objects.filter(integration=integration).first())
         super().__init__(*args, **kwargs)
         self.instance.integration = integration
-        self.fields["daily_cap"].min_value = 0
-        self.fields["daily_cap"].max_value = MAX_DAILY_CAP
-        self.fields["daily_cap"].validators += [
-            forms.validators.MinValueValidator(0),
-            forms.validators.MaxValueValidator(MAX_DAILY_CAP),
-        ]
+        if "daily_cap" in self.fields:
+            cap = self.fields["daily_cap"]
+            cap.max_value = MAX_DAILY_CAP
+            cap.validators.append(MaxValueValidator(MAX_DAILY_CAP))
+            cap.widget.attrs["max"] = MAX_DAILY_CAP
         self.fields["confirm_deletes"].initial = (
             self.instance.on_snovio_delete == OnSnovioDelete.DELETE
         )
