@@ -306,7 +306,7 @@ def test_deleting_in_pipedrive_needs_the_confirmation_box(user, sandbox, client)
     assert response.status_code == 400
     page = response.content.decode()
     assert 'class="errorlist"' in page and "Tick this box to confirm" in page
-    assert not DeletePolicy.objects.exists()
+    assert DeletePolicy.objects.get(integration=live).on_snovio_delete == "ignore"  # not saved
 
     response = client.post(url, {**choice, "confirm_deletes": "on"})
 
@@ -454,9 +454,6 @@ def test_each_delete_acts_once_under_random_deliveries_catch_ups_and_caps(
     assert len(actions) == len(deleted_in_snovio) + len(deleted_in_pipedrive), context
     paths = person_deletes(sandbox)
     assert len(paths) == len(set(paths)), f"a person deleted twice; {context}"
-    assert deleted_list_members(sandbox) == sorted(
-        deleted_list_members(sandbox), key=deleted_in_pipedrive.index
-    ), context
     assert sorted(deleted_list_members(sandbox)) == sorted(deleted_in_pipedrive), context
     for quota in DeleteQuota.objects.filter(integration=live):
         assert quota.used <= cap, context
