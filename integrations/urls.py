@@ -47,9 +47,7 @@ urlpatterns = [
     path("integrations/<int:pk>/refresh/", views.refresh, name="refresh"),
     path("integrations/<int:pk>/delete/", views.delete, name="delete"),
     path("integrations/<int:pk>/realtime-rule/", realtime_views.save_rule, name="realtime_rule"),
-    path(
-        "integrations/<int:pk>/deletes/", deletes_views.save_policy, name="deletes_policy"
-    ),
+    path("integrations/<int:pk>/deletes/", deletes_views.save_policy, name="deletes_policy"),
     path(
         "integrations/<int:pk>/deletes/<int:action_pk>/<str:decision>/",
         deletes_views.decide,

@@ -44,13 +44,14 @@ from integrations.models import (
     RecordLink,
     SyncEvent,
 )
+from integrations.snovio.constants import DELETED_IN_PIPEDRIVE_LIST
 from integrations.sync.context import TO_PIPEDRIVE, TO_SNOVIO, SyncContext
 
 log = logging.getLogger(__name__)
 
 Status = DeleteAction.Status
 PERSON_LABEL = "Deleted in Snov.io"  # the Pipedrive person label
-DELETED_LIST = "Deleted in Pipedrive"  # the Snov.io list standing in for a tag
+DELETED_LIST = DELETED_IN_PIPEDRIVE_LIST  # the Snov.io list standing in for a tag
 LABEL_FIELD = "label_ids"  # Pipedrive's person Labels field (type set)
 SHOWN = 50  # deletions listed on the settings page
 

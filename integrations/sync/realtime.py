@@ -141,7 +141,8 @@ def _person_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> str
         if gone is not None:
             return deletes.person_deleted(ctx, gone)
         return f"ignored: person {person_id} no longer exists"
-    if ctx.link_for(person_id=person_id) is None and deletes.tombstoned(
+    paired = ctx.link_for(person_id=person_id)
+    if not (paired and paired.snovio_prospect_id) and deletes.tombstoned(
         ctx.integration, person_id=person_id
     ):
         return "ignored: its Snov.io prospect was deleted (delete handling); it no longer syncs"
@@ -203,7 +204,8 @@ def _prospect_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> s
         if gone is not None:
             return deletes.prospect_deleted(ctx, gone)
         return f"ignored: prospect {prospect_id or '?'} no longer exists in Snov.io"
-    if ctx.link_for(prospect_id=prospect_id) is None and deletes.tombstoned(
+    paired = ctx.link_for(prospect_id=prospect_id)
+    if not (paired and paired.pipedrive_person_id) and deletes.tombstoned(
         ctx.integration, prospect_id=prospect_id
     ):
         return "ignored: its Pipedrive person was deleted (delete handling); it no longer syncs"
