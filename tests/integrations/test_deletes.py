@@ -304,6 +304,31 @@ def test_two_workers_cannot_both_take_the_last_slot_of_the_day(user, sandbox):
     assert DeleteQuota.objects.get(integration=live).used == 1
 
 
+def test_a_failed_delete_is_listed_with_its_reason_and_approve_tries_it_again(
+    user, sandbox, client
+):
+    live = make_live(user, sandbox, on_snovio_delete=OnSnovioDelete.DELETE, daily_cap=5)
+    email = PAIRS[0][0]
+    sandbox.inject("pipedrive", "400", count=1, path=r"^/api/v2/persons/\d+$", method="DELETE")
+    sandbox.snovio.delete_prospect(email)
+    tasks.catch_up(live.pk)
+
+    action = DeleteAction.objects.get()
+    assert action.status == DeleteAction.Status.FAILED
+    assert person_of(sandbox, email) is not None
+    assert linked(live, email)  # kept until the delete is done
+    client.force_login(user)
+    page = client.get(f"/integrations/{live.pk}/settings/").content.decode()
+    assert f'id="delete-action-{action.pk}"' in page and "failed" in page
+
+    client.post(f"/integrations/{live.pk}/deletes/{action.pk}/approve/")
+
+    assert person_of(sandbox, email) is None
+    action.refresh_from_db()
+    assert action.status == DeleteAction.Status.DONE
+    assert not linked(live, email)
+
+
 # --- the settings card -----------------------------------------------------------------------
 def test_deleting_in_pipedrive_needs_the_confirmation_box(user, sandbox, client):
     live = make_live(user, sandbox)
