@@ -170,8 +170,9 @@ def test_a_prospect_deleted_in_snovio_labels_its_person_deleted_in_snovio(user, 
     assert not linked(live, first) and not linked(live, second)
     # Our own label write comes back as a person change: it does not re-create the prospect.
     assert first not in sandbox.snovio.prospect_emails()
-    assert tasks.catch_up(live.pk) == "catch-up found 0 change(s)"
+    tasks.catch_up(live.pk)  # the labelled persons, updated since, are seen again
     assert first not in sandbox.snovio.prospect_emails()
+    assert not paired(live, first) and not paired(live, second)
 
 
 def test_a_prospect_deleted_in_snovio_deletes_its_person_when_chosen(user, sandbox):
