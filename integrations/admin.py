@@ -15,6 +15,8 @@ from integrations import services, steps
 from integrations.models import (
     Connection,
     ConstantField,
+    DeleteAction,
+    DeletePolicy,
     EmailActivity,
     FieldMapping,
     Integration,
@@ -316,3 +318,16 @@ class RateSlotAdmin(ReadOnlyMixin, admin.ModelAdmin):
 @admin.register(TokenBudget)
 class TokenBudgetAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("key", "day", "spent", "remaining", "daily_limit", "exhausted")
+
+
+@admin.register(DeletePolicy)
+class DeletePolicyAdmin(admin.ModelAdmin):
+    list_display = ("integration", "on_pipedrive_delete", "on_snovio_delete", "daily_cap")
+
+
+@admin.register(DeleteAction)
+class DeleteActionAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("integration", "key", "email", "action", "status", "created_at")
+    list_filter = ("status", "action", "deleted_in")
+    search_fields = ("key", "email", "detail", "integration__name")
+    list_select_related = ("integration",)

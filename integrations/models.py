@@ -724,3 +724,106 @@ class RemoteUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account}@{self.hour:%Y-%m-%d %H}h: {self.calls}"
+
+
+# --- delete handling (issue 12, part 3; logic in integrations/sync/deletes.py) ----------------
+class OnPipedriveDelete(models.TextChoices):
+    """What a person deleted in Pipedrive does to its linked Snov.io prospect. Snov.io's API
+    documents no way to delete a prospect, remove one from a list, or tag one
+    (docs/specs/deletes.md): the closest documented mark is a list of its own."""
+
+    IGNORE = "ignore", "Nothing (the prospect stays as it is)"
+    MARK = "mark", "Add the prospect to the Snov.io list “Deleted in Pipedrive”"
+
+
+class OnSnovioDelete(models.TextChoices):
+    """What a prospect deleted in Snov.io does to its linked Pipedrive person. Pipedrive has
+    no archive for persons (API v2 documents only delete): a label or a delete."""
+
+    IGNORE = "ignore", "Nothing (the person stays as it is)"
+    LABEL = "label", "Label the person “Deleted in Snov.io”"
+    DELETE = "delete", "Delete the person in Pipedrive too"
+
+
+class DeletePolicy(models.Model):
+    """An integration's delete handling, per direction, chosen on the settings page."""
+
+    integration = models.OneToOneField(
+        Integration, on_delete=models.CASCADE, related_name="delete_policy"
+    )
+    on_pipedrive_delete = models.CharField(
+        max_length=20, choices=OnPipedriveDelete.choices, default=OnPipedriveDelete.IGNORE
+    )
+    on_snovio_delete = models.CharField(
+        max_length=20, choices=OnSnovioDelete.choices, default=OnSnovioDelete.IGNORE
+    )
+    # Deleting in the other app is taken at most `daily_cap` times per UTC day; beyond it a
+    # deletion waits for a person to approve it.
+    daily_cap = models.PositiveIntegerField(default=25)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"delete policy #{self.integration_id}"
+
+
+class DeleteAction(models.Model):
+    """One contact deleted in one app, and what SyncBridge did about it in the other.
+
+    Its unique key (the app and the record deleted) makes a delete act once, however often
+    it is noticed (webhook, retry, catch-up); the row also stops later events about the
+    surviving record from syncing it back (a tombstone)."""
+
+    class Status(models.TextChoices):
+        TO_DO = "to_do", "Being applied"
+        DONE = "done", "Done"
+        WAITING = "waiting", "Waiting for approval (over the daily cap)"
+        REJECTED = "rejected", "Rejected"
+        FAILED = "failed", "Failed"
+
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="delete_actions"
+    )
+    deleted_in = models.CharField(max_length=20, choices=Provider.choices)
+    key = models.CharField(max_length=100)  # "<app>:<id of the deleted record>"
+    email = models.CharField(max_length=254, blank=True)
+    snovio_prospect_id = models.CharField(max_length=64, blank=True)
+    pipedrive_person_id = models.BigIntegerField(null=True, blank=True)
+    action = models.CharField(max_length=20)  # OnPipedriveDelete / OnSnovioDelete value
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.TO_DO)
+    detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["integration", "key"], name="unique_delete_once")
+        ]
+        indexes = [
+            models.Index(fields=["integration", "pipedrive_person_id"], name="delete_by_person"),
+            models.Index(fields=["integration", "snovio_prospect_id"], name="delete_by_prospect"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} -> {self.action} ({self.status})"
+
+
+class DeleteQuota(models.Model):
+    """Deletions taken in the other app per integration and UTC day (row-locked when taken)."""
+
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="delete_quotas"
+    )
+    day = models.DateField()
+    used = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["integration", "day"], name="unique_delete_quota_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.integration_id} {self.day}: {self.used}"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from integrations import realtime_views, undo_views, uninstall_views, views
+from integrations import deletes_views, realtime_views, undo_views, uninstall_views, views
 
 app_name = "integrations"
 urlpatterns = [
@@ -58,6 +58,12 @@ urlpatterns = [
     path("integrations/<int:pk>/refresh/", views.refresh, name="refresh"),
     path("integrations/<int:pk>/delete/", views.delete, name="delete"),
     path("integrations/<int:pk>/realtime-rule/", realtime_views.save_rule, name="realtime_rule"),
+    path("integrations/<int:pk>/deletes/", deletes_views.save_policy, name="deletes_policy"),
+    path(
+        "integrations/<int:pk>/deletes/<int:action_pk>/<str:decision>/",
+        deletes_views.decide,
+        name="deletes_decide",
+    ),
     path(
         "integrations/<int:pk>/changes/<int:change_pk>/retry/",
         realtime_views.retry_change,

@@ -257,6 +257,11 @@ class PipedriveClient:
                 return fields
             start = next_start
 
+    def add_person_field_options(self, field_code: str, labels: list[str]) -> list[dict]:
+        """Add options to a person field that has them (v2, atomic); the new `{id, label}`."""
+        path = f"/api/v2/personFields/{field_code}/options"
+        return self._call("POST", path, json=[{"label": label} for label in labels])["data"]
+
     # --- webhooks (v1 endpoints, v2 payloads) ----------------------------------------------
     def list_webhooks(self) -> list[dict]:
         return self._get("/api/v1/webhooks").get("data") or []

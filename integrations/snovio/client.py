@@ -28,6 +28,7 @@ from integrations.ratelimit import snovio_limiter
 from integrations.snovio import auth
 from integrations.snovio.constants import (
     ADD_PROSPECT_PATH,
+    CREATE_LIST_PATH,
     CUSTOM_FIELDS_PATH,
     EMAILS_CLICKED_PATH,
     EMAILS_OPENED_PATH,
@@ -98,6 +99,13 @@ class SnovioClient:
         form += [("listId", str(list_id)), ("updateContact", "1" if update else "0")]
         # Snov.io keeps one prospect per email in a list: sending it twice adds nothing more.
         return self._call("POST", ADD_PROSPECT_PATH, data=form, idempotent=True)
+
+    def create_list(self, name: str) -> str:
+        """Create a prospect list (`POST /v1/lists`, documented field `name`); its id."""
+        body = self._call("POST", CREATE_LIST_PATH, data={"name": name})
+        rows = _rows(body) or _rows(body.get("data") if isinstance(body, dict) else None)
+        data = (rows[0].get("data") if rows else None) or (rows[0] if rows else {})
+        return str(data.get("id") or "")
 
     def get_prospect_by_email(self, email: str) -> list[dict]:
         """The prospects Snov.io holds under `email` (an exact match), each with that email:

@@ -16,6 +16,9 @@ webhook, so link clicks no longer depend on the clicked-emails history alone.
 TOKEN_PATH = "/v1/oauth/access_token"
 USER_LISTS_PATH = "/v1/get-user-lists"
 CREATE_LIST_PATH = "/v1/lists"
+# The list SyncBridge puts prospects in when their Pipedrive person was deleted (Snov.io has
+# no tags: docs/specs/deletes.md). "All lists" never sends it to Pipedrive.
+DELETED_IN_PIPEDRIVE_LIST = "Deleted in Pipedrive"
 PROSPECT_LIST_PATH = "/v1/prospect-list"
 ADD_PROSPECT_PATH = "/v1/add-prospect-to-list"
 PROSPECTS_BY_EMAIL_PATH = "/v1/get-prospects-by-email"

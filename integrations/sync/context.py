@@ -27,6 +27,7 @@ from integrations.models import (
 )
 from integrations.pipedrive.client import PipedriveClient
 from integrations.snovio.client import SnovioClient
+from integrations.snovio.constants import DELETED_IN_PIPEDRIVE_LIST
 from integrations.sync import mapping, sanitize, threeway
 from integrations.sync.mapping import (
     Constant,
@@ -386,9 +387,12 @@ class SyncContext:
 
         `lists` is the answer of `get_user_lists()`; deleted lists are left out.
         """
-        live = [str(x["id"]) for x in lists if not x.get("isDeleted")]
-        if every or self.integration.all_lists:
+        lists = [x for x in lists if not x.get("isDeleted")]
+        live = [str(x["id"]) for x in lists]
+        if every:
             return live
+        if self.integration.all_lists:
+            return [str(x["id"]) for x in lists if x.get("name") != DELETED_IN_PIPEDRIVE_LIST]
         chosen = {s.list_id for s in self.integration.list_selections.all()}
         return [list_id for list_id in live if list_id in chosen]
 

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from integrations.models import Integration, RecordLink
-from integrations.sync import mapping, sanitize, threeway
+from integrations.sync import deletes, mapping, sanitize, threeway
 from integrations.sync.context import SyncContext
 
 
@@ -52,10 +52,14 @@ def recheck(
     many."""
     found = 0
     unchanged: list[int] = []
+    # Snov.io has no delete webhook: a linked prospect not found by id was deleted there.
+    carry_deletes = deletes.watches_snovio_deletes(integration)
     for link in due(integration, limit):
         profile = ctx.snovio.get_prospect_by_id(link.snovio_prospect_id)
         if profile is None:
-            unchanged.append(link.pk)  # gone from Snov.io: nothing to carry
+            unchanged.append(link.pk)  # checked: back of the re-check queue
+            if carry_deletes:
+                found += store({"id": link.snovio_prospect_id, "emails": [{"email": link.email}]})
             continue
         profile.setdefault("emails", [{"email": link.email}])
         profile = sanitize.clean_prospect(profile).record

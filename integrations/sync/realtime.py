@@ -26,7 +26,15 @@ from django.utils import timezone
 from integrations import lifecycle
 from integrations.http import AuthError, RateLimited, RemoteError
 from integrations.models import Integration, PendingChange, RecordLink, SyncEvent
-from integrations.sync import baseline, email_history, mapping, sanitize, second_key, threeway
+from integrations.sync import (
+    baseline,
+    deletes,
+    email_history,
+    mapping,
+    sanitize,
+    second_key,
+    threeway,
+)
 from integrations.sync.context import TO_PIPEDRIVE, TO_SNOVIO, SyncContext, link_key
 from integrations.sync.locks import integration_lock
 from integrations.sync.queue import waiting
@@ -132,13 +140,20 @@ def _link_of(ctx: SyncContext, change: PendingChange) -> RecordLink | None:
 def _person_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> str:
     if not ctx.integration.sends_to_snovio:
         return "ignored: contacts do not flow from Pipedrive to Snov.io in this integration"
-    meta = change.payload.get("meta") or {}
-    if meta.get("action") == "delete":
-        return "ignored: a person deleted in Pipedrive is never deleted from Snov.io"
     person_id = _person_id(change)
+    # A delete is judged by the state read, not the event: a `person.delete` delivery and
+    # any other change of a person that no longer exists are the same fact.
     person = reads.person(person_id)
     if person is None:
+        gone = ctx.link_for(person_id=person_id)
+        if gone is not None:
+            return deletes.person_deleted(ctx, gone)
         return f"ignored: person {person_id} no longer exists"
+    paired = ctx.link_for(person_id=person_id)
+    if not (paired and paired.snovio_prospect_id) and deletes.tombstoned(
+        ctx.integration, person_id=person_id
+    ):
+        return "ignored: its Snov.io prospect was deleted (delete handling); it no longer syncs"
     cleaned = sanitize.clean_person(person)
     if cleaned.refused:
         return _refused(ctx, TO_SNOVIO, person, cleaned.refused)
@@ -152,6 +167,8 @@ def _person_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> str
         prospect = _linked_prospect(ctx, link) or reads.prospect(
             link.snovio_prospect_id, _emails_of(link, mapping.person_emails(person))
         )
+        if prospect is None and ctx.integration.sends_to_pipedrive:
+            return deletes.prospect_deleted(ctx, link)  # gone from Snov.io since last synced
     if prospect is None:
         prospect = _find_prospect(ctx, person)
     if prospect is None and ctx.second_key and not (link and link.snovio_prospect_id):
@@ -198,7 +215,15 @@ def _prospect_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> s
     row = change.payload.get("prospect") or {}
     prospect = reads.prospect(prospect_id, mapping.prospect_emails(row)) if prospect_id else None
     if prospect is None:
+        gone = ctx.link_for(prospect_id=prospect_id) if prospect_id else None
+        if gone is not None:
+            return deletes.prospect_deleted(ctx, gone)
         return f"ignored: prospect {prospect_id or '?'} no longer exists in Snov.io"
+    paired = ctx.link_for(prospect_id=prospect_id)
+    if not (paired and paired.pipedrive_person_id) and deletes.tombstoned(
+        ctx.integration, prospect_id=prospect_id
+    ):
+        return "ignored: its Pipedrive person was deleted (delete handling); it no longer syncs"
     cleaned = sanitize.clean_prospect(prospect)
     if cleaned.refused:
         return _refused(ctx, TO_PIPEDRIVE, prospect, cleaned.refused)
@@ -211,6 +236,8 @@ def _prospect_change(ctx: SyncContext, reads: Reads, change: PendingChange) -> s
     person = None
     if link and link.pipedrive_person_id:
         person = reads.person(link.pipedrive_person_id)
+        if person is None and ctx.integration.sends_to_snovio:
+            return deletes.person_deleted(ctx, link)  # the delete webhook was missed
     if person is None:
         person = _find_person(ctx, prospect)
     if person is None and ctx.second_key:

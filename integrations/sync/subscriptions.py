@@ -31,8 +31,8 @@ from integrations.snovio.constants import WEBHOOK_TRIGGERS
 
 log = logging.getLogger(__name__)
 
-# Pipedrive: persons created or changed (v2 payloads).
-PIPEDRIVE_EVENTS = (("create", "person"), ("change", "person"))
+# Pipedrive: persons created, changed or deleted (v2 payloads; deletes: sync/deletes.py).
+PIPEDRIVE_EVENTS = (("create", "person"), ("change", "person"), ("delete", "person"))
 # Snov.io: the campaign events behind automations and the email history.
 SNOVIO_EVENTS = tuple(WEBHOOK_TRIGGERS)
 

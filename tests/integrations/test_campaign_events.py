@@ -18,6 +18,7 @@ from automations import services
 from automations.models import ActionKind, AutomationRun, Trigger
 from integrations import tasks
 from integrations.models import Integration, PendingChange, SyncRun
+from integrations.sync import subscriptions
 from integrations.sync.transfer import transfer
 from tests.conftest import _deliver_to_django
 from tests.factories import launched_integration
@@ -367,7 +368,7 @@ def test_after_a_day_without_webhooks_the_next_catch_up_recovers_every_event_and
     assert snovio_prospect(sandbox, "dana.daylong@acme.example")["firstName"] == "Dana"
     # The webhooks are back: the next event arrives in real time, once.
     assert {h["status"] for h in sandbox.snovio.webhooks()} == {"active"}
-    assert len(sandbox.pipedrive.webhooks()) == 2
+    assert len(sandbox.pipedrive.webhooks()) == len(subscriptions.PIPEDRIVE_EVENTS)
     fire(Trigger.EMAIL_OPENED, emails[1])
     assert runs.count() == sum(fired.values()) + 1
     assert added["id"] in {p["id"] for p in sandbox.pipedrive.persons()}

@@ -296,11 +296,12 @@ def test_webhooks_are_registered_once_and_removed_on_disconnect(sandbox, live):
     assert sorted((h["event_action"], h["event_object"]) for h in pipedrive_hooks) == [
         ("change", "person"),
         ("create", "person"),
+        ("delete", "person"),
     ]
     assert all(h["version"] == "2.0" and h["http_auth_user"] for h in pipedrive_hooks)
     assert len(sandbox.snovio.webhooks()) == 6
     live.refresh_from_db()
-    assert len(live.pipedrive_webhook_ids) == 2 and len(live.snovio_webhook_ids) == 6
+    assert len(live.pipedrive_webhook_ids) == 3 and len(live.snovio_webhook_ids) == 6
 
     connections.disconnect(live, "pipedrive")
     connections.disconnect(live, "snovio")

@@ -127,7 +127,9 @@ def test_pipedrive_deletes_a_webhook_whose_deliveries_failed_for_three_days(
     sandbox.pipedrive.change_person(person["id"], name="First Failure")
     clock.advance(2 * DAY)
     sandbox.pipedrive.change_person(person["id"], name="Still Failing")
-    assert len(sandbox.pipedrive.webhooks()) == 2  # two days of failures: still there
+    assert len(sandbox.pipedrive.webhooks()) == len(
+        subscriptions.PIPEDRIVE_EVENTS
+    )  # 2 days of failures: still there
 
     clock.advance(DAY)
     sandbox.pipedrive.change_person(person["id"], name="Failing For Three Days")
@@ -148,7 +150,7 @@ def test_a_webhook_that_delivers_again_is_not_deleted(live, sandbox, monkeypatch
     clock.advance(2 * DAY)
     sandbox.pipedrive.change_person(person["id"], name="Failing again, for two days only")
 
-    assert len(sandbox.pipedrive.webhooks()) == 2
+    assert len(sandbox.pipedrive.webhooks()) == len(subscriptions.PIPEDRIVE_EVENTS)
 
 
 def test_the_catch_up_recreates_deleted_pipedrive_webhooks(live, sandbox):
@@ -166,6 +168,7 @@ def test_the_catch_up_recreates_deleted_pipedrive_webhooks(live, sandbox):
     assert sorted(live.subscriptions_health["pipedrive"]["recreated"]) == [
         "change/person",
         "create/person",
+        "delete/person",
     ]
     assert sorted(live.pipedrive_webhook_ids) == sorted(h["id"] for h in hooks)
 
@@ -236,4 +239,4 @@ def test_the_settings_page_shows_the_webhooks_health(live, sandbox, monkeypatch,
     assert "Switched back on: campaign_email/opened" in page
     needed = len(subscriptions.SNOVIO_EVENTS)
     assert f"{needed} of {needed} active" in page
-    assert "2 of 2 active" in page  # Pipedrive
+    assert "3 of 3 active" in page  # Pipedrive: person create, change, delete

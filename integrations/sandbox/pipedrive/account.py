@@ -13,9 +13,12 @@ from integrations.sandbox.pipedrive.common import (
     ADMIN_NAME,
     CUSTOM_FIELDS,
     DEFAULT_LIMIT,
+    DEFAULT_PERSON_LABELS,
+    LABEL_FIELD_KEY,
     PIPELINES,
     SYSTEM_FIELDS,
     USERS,
+    ApiError,
     _int_param,
     _ok,
     _shortcuts,
@@ -35,6 +38,7 @@ class AccountMixin:
                 self._insert_pipeline(name, order, stages)
         if not self.state["person_fields"]:
             self._insert_person_fields()
+        self._person_label_field()
 
     def _insert_user(self, name: str, email: str, admin: bool) -> None:
         uid = self._next_id("user")
@@ -161,6 +165,38 @@ class AccountMixin:
             "is_you": record["id"] == viewer["id"],
             "is_deleted": False,
         }
+
+    def _person_label_field(self) -> dict:
+        """Person labels: the `label_ids` field (type set) with Pipedrive's default labels
+        ("Working with labels"; changelog 2024-03-12 "Introducing a new Labels field")."""
+        field = self.state["person_fields"].get(LABEL_FIELD_KEY)
+        if field is None:
+            order = len(self.state["person_fields"]) + 1
+            field = self._insert_field(LABEL_FIELD_KEY, "Labels", "set", order, custom=False)
+            field["options"] = [
+                {"id": self._next_id("option"), "label": label} for label in DEFAULT_PERSON_LABELS
+            ]
+        return field
+
+    def _api_add_person_field_options(
+        self, request: SandboxRequest, user: dict, field_code: str
+    ) -> SandboxResponse:
+        """v2 addPersonFieldOptions: atomic, answers only the new options."""
+        field = self.state["person_fields"].get(field_code)
+        if field is None:
+            raise ApiError(404, f"Field {field_code!r} not found")
+        if field["field_type"] not in ("enum", "set"):
+            raise ApiError(400, "Only enum and set fields have options")
+        try:
+            body = request.json()
+        except ValueError as exc:
+            raise ApiError(400, f"Body is not valid JSON: {exc}") from exc
+        labels = [item.get("label") for item in body] if isinstance(body, list) else []
+        if not labels or not all(isinstance(x, str) and 0 < len(x) <= 255 for x in labels):
+            raise ApiError(400, "Each option needs a label of 1 to 255 characters")
+        added = [{"id": self._next_id("option"), "label": label} for label in labels]
+        field["options"] = [*(field["options"] or []), *added]
+        return _ok(added, None)
 
     def _api_list_person_fields(self, request: SandboxRequest, user: dict) -> SandboxResponse:
         fields = sorted(self.state["person_fields"].values(), key=lambda f: f["order_nr"])

@@ -64,6 +64,8 @@ CUSTOM_FIELDS = (
     ("Lead source", "enum", ("Snov.io campaign", "Website", "Referral", "Event")),
     ("Last event date", "date", ()),
 )
+LABEL_FIELD_KEY = "label_ids"  # person labels, a set field (v1 personFields, v2 persons)
+DEFAULT_PERSON_LABELS = ("Customer", "Hot lead", "Warm lead", "Cold lead")
 PERSON_SCALARS = ("name", "owner_id", "org_id", "visible_to", "notes", "birthday", "job_title")
 PERSON_SCALARS += ("add_time", "marketing_status", "postal_address", "label_ids", "im")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -128,6 +130,7 @@ _ROUTES = (
     ("GET", r"/api/v1/users", "list_users"),
     ("GET", r"/api/v1/users/me", "get_me"),
     ("GET", r"/api/v1/personFields", "list_person_fields"),
+    ("POST", r"/api/v2/personFields/(?P<field_code>\w+)/options", "add_person_field_options"),
     ("GET", r"/api/v1/webhooks", "list_webhooks"),
     ("POST", r"/api/v1/webhooks", "create_webhook"),
     ("DELETE", r"/api/v1/webhooks/(?P<id>\d+)", "delete_webhook"),

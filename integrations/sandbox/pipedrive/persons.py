@@ -120,6 +120,11 @@ class PersonsMixin:
                 if not isinstance(item, dict) or not isinstance(item.get("value"), str):
                     raise ApiError(400, f"{key} must be a list of {{value, primary, label}}")
         self._check_custom_fields(data.get("custom_fields") or {})
+        if data.get("label_ids") is not None:
+            labels = {o["id"] for o in self._person_label_field()["options"] or []}
+            given = data["label_ids"]
+            if not isinstance(given, list) or not set(given) <= labels:
+                raise ApiError(400, "label_ids must be ids of person labels")
 
     def _check_custom_fields(self, values: dict) -> None:
         for key, value in values.items():

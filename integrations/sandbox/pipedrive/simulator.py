@@ -268,7 +268,7 @@ class PipedriveSimulator(
         for method, pattern, name in ROUTES:
             match = pattern.match(request.path)
             if match and method == request.method:
-                ids = {k: int(v) for k, v in match.groupdict().items()}
+                ids = {k: int(v) if v.isdigit() else v for k, v in match.groupdict().items()}
                 return getattr(self, f"_api_{name}"), ids
         return None, {}
 

@@ -206,6 +206,27 @@ class SnovioSimulator(AuthMixin, ProspectsMixin, CampaignsMixin, WebhooksMixin):
             self.sandbox.save()
         return self._prospect_record(prospect)
 
+    def delete_prospect(self, email_or_id: str) -> None:
+        """Delete a prospect as a Snov.io user would in the app: gone from every list and
+        from by-id and by-email reads. Snov.io sends no webhook for it (none is documented)."""
+        with self.sandbox.lock:
+            prospect = self.state["prospects"].get(email_or_id) or self._prospect_by_email(
+                email_or_id
+            )
+            if prospect is None:
+                raise ValueError(f"No Snov.io prospect {email_or_id!r}")
+            del self.state["prospects"][prospect["id"]]
+            self._emails = {e: p for e, p in self._emails.items() if p != prospect["id"]}
+            for lst in self.state["lists"].values():
+                if prospect["id"] in lst["members"]:
+                    lst["members"].remove(prospect["id"])
+            self.sandbox.save()
+
+    def list_members(self, list_name_or_id) -> list[str]:
+        """The emails of a list's prospects (what a user sees in the list)."""
+        lst = self._list_named(list_name_or_id)
+        return [self.state["prospects"][pid]["emails"][0]["email"] for pid in lst["members"]]
+
     def expire_tokens(self) -> None:
         """Forget issued tokens without touching the credentials (a token died early)."""
         self.state["tokens"] = {}
