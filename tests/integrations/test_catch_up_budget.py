@@ -14,6 +14,7 @@ import math
 import random
 
 import pytest
+from django.urls import reverse
 
 from automations.models import AutomationRun
 from integrations import tasks
@@ -120,3 +121,18 @@ def test_every_campaign_event_is_read_back_within_the_history_rounds_and_no_cycl
 
 def _kinds() -> list[str]:
     return ["sent", "opened", "clicked", "replies", "finished"]
+
+
+def test_the_settings_page_says_how_long_a_round_of_profile_re_reads_takes(
+    user, empty_sandbox, client_logged_in
+):
+    integration = linked_two_way(user, empty_sandbox, 500)
+    cycle(empty_sandbox, integration)
+    fresh = catchup.freshness(Integration.objects.get(pk=integration.pk))
+    rounds = math.ceil(500 / fresh.profiles_per_cycle)
+    assert fresh.profile_hours == rounds * catchup.CYCLE_MINUTES / 60
+
+    page = client_logged_in.get(reverse("integrations:settings", kwargs={"pk": integration.pk}))
+    text = page.content.decode()
+    assert 'id="profile-recheck-hours"' in text
+    assert f"{fresh.profiles_per_cycle} linked prospects a cycle: each of the 500" in text
