@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
+from django.utils import timezone
 
 from automations import engine
 from automations.events import payload_key
@@ -56,29 +58,81 @@ def receive(integration: Integration, payload: dict) -> Received:
     return Received(email_history=stored, automation_new=new)
 
 
-def catch_up_history(integration: Integration) -> str:
-    """Receive every campaign history event since the last catch-up (duplicates do nothing)."""
+def catch_up_history(integration: Integration, calls: int | None = None) -> str:
+    """Receive the campaign history events since each campaign's last read (duplicates do
+    nothing), with at most `calls` Snov.io requests (None: every campaign)."""
     if integration.snovio is None or not integration.sends_to_pipedrive:
         return "campaign history: not read (no campaign events flow to Pipedrive)"
+    if calls is not None and calls < 1 + campaign_history.CALLS_PER_CAMPAIGN:
+        return "campaign history: not read this cycle (no Snov.io requests left for it)"
+    client = client_for(integration.snovio)
+    campaigns = client.get_user_campaigns()
+    reads: dict = dict((integration.catch_up_state or {}).get("history") or {})
+    chosen = campaign_history.due_campaigns(
+        campaigns,
+        {cid: entry.get("read_at", "") for cid, entry in reads.items()},
+        len(campaigns) * campaign_history.CALLS_PER_CAMPAIGN if calls is None else calls - 1,
+    )
+    seen = new = 0
+    newest = None
+    for campaign in chosen:
+        cid = str(campaign["id"])
+        events = list(
+            campaign_history.read_campaign(client, campaign, _read_from(integration, reads, cid))
+        )
+        new += _receive_new(integration, events)
+        seen += len(events)
+        last = max((e.at for e in events), default=None)
+        until = max(filter(None, [last, _until(reads.get(cid))]), default=None)
+        reads[cid] = {"read_at": timezone.now().isoformat(), "until": until and until.isoformat()}
+        newest = max(filter(None, [newest, last]), default=None)
+    _save_reads(integration, reads, newest)
+    ready = sum(1 for c in campaigns if campaign_history.readable(c))
+    return (
+        f"campaign history: {len(chosen)} of {ready} campaign(s) read, "
+        f"{seen} event(s), {new} missed by webhooks"
+    )
+
+
+def _until(entry: dict | None) -> datetime | None:
+    value = (entry or {}).get("until")
+    return datetime.fromisoformat(value) if value else None
+
+
+def _read_from(integration: Integration, reads: dict, campaign_id: str) -> datetime | None:
+    """Where a campaign's read starts: `OVERLAP` before its newest event read, the launch for
+    a campaign never read (its events are all new to it), or, before campaigns were read one
+    by one, the newest event of the last read of them all."""
     launched = integration.launched_at.replace(microsecond=0) if integration.launched_at else None
-    since = campaign_history.window_start(launched, integration.campaign_history_until)
-    events = list(campaign_history.read_events(client_for(integration.snovio), since))
+    if campaign_id in reads:
+        read_until = _until(reads[campaign_id])
+    else:
+        read_until = None if reads else integration.campaign_history_until
+    return campaign_history.window_start(launched, read_until)
+
+
+def _receive_new(integration: Integration, events: list[campaign_history.HistoryEvent]) -> int:
     taken = _already_taken(integration, [payload_key(e.payload) for e in events])
     new = 0
-    newest = None
     for event in events:
         if payload_key(event.payload) not in taken:
             received = receive(integration, event.payload)
             new += received.automation_new or received.email_history
-        newest = event.at if newest is None or event.at > newest else newest
-    seen = len(events)
+    return new
+
+
+def _save_reads(integration: Integration, reads: dict, newest: datetime | None) -> None:
+    """Each campaign's read, in the catch-up's state; the newest event for the settings page."""
+    state = Integration.objects.filter(pk=integration.pk).values_list("catch_up_state", flat=True)
+    fields: dict = {"catch_up_state": {**(state.first() or {}), "history": reads}}
     if newest is not None:
-        Integration.objects.filter(pk=integration.pk).update(
-            campaign_history_until=Greatest(F("campaign_history_until"), newest)
+        fields["campaign_history_until"] = (
+            Greatest(F("campaign_history_until"), newest)
             if integration.campaign_history_until
             else newest
         )
-    return f"campaign history: {seen} event(s) read, {new} missed by webhooks"
+    Integration.objects.filter(pk=integration.pk).update(**fields)
+    integration.catch_up_state = fields["catch_up_state"]
 
 
 def _already_taken(integration: Integration, keys: list[str]) -> set[str]:
@@ -103,14 +157,15 @@ def _already_taken(integration: Integration, keys: list[str]) -> set[str]:
     return taken
 
 
-def recover(integration_id: int) -> str:
-    """The catch-up's part for campaign events: subscriptions first, then the history."""
+def recover(integration_id: int, history_calls: int | None = None) -> str:
+    """The catch-up's part for campaign events: subscriptions first, then the history (at
+    most `history_calls` Snov.io requests for it)."""
     integration = Integration.objects.select_related("pipedrive", "snovio").get(pk=integration_id)
     if integration.pipedrive is None or integration.snovio is None:
         return "webhooks and campaign history: not checked (not connected to both apps)"
     notes = [subscriptions.summary(subscriptions.check_subscriptions(integration))]
     try:
-        notes.append(catch_up_history(integration))
+        notes.append(catch_up_history(integration, history_calls))
     except RemoteError as exc:
         log.warning("integration %s: campaign history not read: %s", integration.pk, exc)
         notes.append(f"campaign history: not read ({exc})")

@@ -18,7 +18,10 @@ server cannot have seen the request.
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -31,6 +34,21 @@ from integrations import usage
 from integrations.ratelimit import RateLimiter, WaitTooLong
 
 log = logging.getLogger(__name__)
+
+# Requests sent per remote by the work inside `counting_requests` (the catch-up's budget).
+_counting: ContextVar[Counter | None] = ContextVar("http_counting", default=None)
+
+
+@contextmanager
+def counting_requests() -> Iterator[Counter]:
+    """Count every request sent inside the block, by remote (429s and retries included: the
+    remote counts them against its limit too)."""
+    counter: Counter = Counter()
+    token = _counting.set(counter)
+    try:
+        yield counter
+    finally:
+        _counting.reset(token)
 
 
 class RemoteError(Exception):
@@ -150,6 +168,8 @@ class HttpClient:
             try:
                 self.calls += 1
                 usage.record_call(getattr(self.limiter, "key", self.remote))
+                if (counter := _counting.get()) is not None:
+                    counter[self.remote] += 1
                 response = self.session.request(method, url, timeout=self.timeout, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 self._transport_failed(exc, method, url, attempt, resend_ok)

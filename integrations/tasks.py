@@ -9,8 +9,10 @@ import logging
 from datetime import datetime
 
 from integrations import campaign_events, services
+from integrations.http import counting_requests
 from integrations.models import Integration
-from integrations.sync import history, realtime, receivers, runs, undo
+from integrations.snovio.constants import REMOTE as SNOVIO
+from integrations.sync import catchup, history, realtime, receivers, runs, undo
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +38,20 @@ def process_pending(integration_id: int) -> str:
 
 
 def catch_up(integration_id: int) -> str:
-    """Contacts the webhooks missed, the accounts' setup (deleted stages, lists, fields...),
-    then the webhooks themselves and the campaign events."""
-    found = runs.catch_up_integration(integration_id)
-    services.notice_schema_drift(integration_id)
-    log.info("integration %s: %s", integration_id, campaign_events.recover(integration_id))
-    return found
+    """One cycle, every Snov.io request counted within `catchup.snovio_calls_per_cycle`: the
+    accounts' setup (deleted stages, lists, fields...), the webhooks themselves, the campaign
+    events (at most `catchup.history_calls_per_cycle`), then the contacts the webhooks missed
+    with the requests left."""
+    budget = catchup.snovio_calls_per_cycle()
+    with counting_requests() as sent:
+        services.notice_schema_drift(integration_id)
+        history_calls = min(catchup.history_calls_per_cycle(), budget - sent[SNOVIO])
+        log.info(
+            "integration %s: %s",
+            integration_id,
+            campaign_events.recover(integration_id, history_calls=history_calls),
+        )
+        return runs.catch_up_integration(integration_id, snovio_calls=budget - sent[SNOVIO])
 
 
 def catch_up_all() -> str:

@@ -8,8 +8,10 @@ both reach the same dedupe keys: an event the webhook delivered is not run again
 missed runs once. Bounces have no history endpoint; they arrive by webhook only.
 
 Only events at or after the launch are read (earlier ones are not this integration's), and a
-catch-up starts `OVERLAP` before the newest event time the previous one saw (remote clock),
-so rows written late are still found.
+campaign's read starts `OVERLAP` before the newest event time its previous read saw (remote
+clock), so rows written late are still found. A catch-up reads as many campaigns as its share
+of Snov.io's requests allows (`CALLS_PER_CAMPAIGN` each), those read longest ago first, so the
+cost per cycle does not grow with the number of campaigns.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ KINDS = {
     "finished": ("get_prospects_finished", "prospect", "campaign_finished", "date"),
 }
 SOURCE = "campaign_history"
+CALLS_PER_CAMPAIGN = len(KINDS)  # Snov.io requests to read one campaign's history
 
 
 @dataclass
@@ -74,20 +77,39 @@ def row_payload(kind: str, row: dict, campaign: dict, at: datetime) -> dict:
     }
 
 
+def readable(campaign: dict) -> bool:
+    """A campaign with a history to read (a draft has sent nothing)."""
+    return bool(campaign.get("id")) and str(campaign.get("status") or "").lower() != "draft"
+
+
+def due_campaigns(campaigns: list[dict], read_at: dict[str, str], calls: int) -> list[dict]:
+    """The campaigns a catch-up with `calls` Snov.io requests for the history reads (pure):
+    never read first, then those read longest ago, as many as `CALLS_PER_CAMPAIGN` each fit.
+    `read_at` maps a campaign id to when it was last read (ISO, UTC)."""
+    ready = sorted(
+        (c for c in campaigns if readable(c)), key=lambda c: read_at.get(str(c["id"]), "")
+    )
+    return ready[: max(0, calls) // CALLS_PER_CAMPAIGN]
+
+
+def read_campaign(client: Any, campaign: dict, since: datetime | None) -> Iterator[HistoryEvent]:
+    """One campaign's history events at or after `since` (one request per kind)."""
+    for kind, (method, _, _, time_field) in KINDS.items():
+        read = getattr(client, method, None)
+        if read is None:
+            continue
+        for row in read(campaign["id"]):
+            at = row_time(row, time_field)
+            if at is None or (since is not None and at < since):
+                continue
+            yield HistoryEvent(at=at, payload=row_payload(kind, row, campaign, at))
+
+
 def read_events(client: Any, since: datetime | None) -> Iterator[HistoryEvent]:
     """Every history event at or after `since`, campaign by campaign (oldest rows first)."""
     for campaign in client.get_user_campaigns():
-        if str(campaign.get("status") or "").lower() == "draft" or not campaign.get("id"):
-            continue
-        for kind, (method, _, _, time_field) in KINDS.items():
-            read = getattr(client, method, None)
-            if read is None:
-                continue
-            for row in read(campaign["id"]):
-                at = row_time(row, time_field)
-                if at is None or (since is not None and at < since):
-                    continue
-                yield HistoryEvent(at=at, payload=row_payload(kind, row, campaign, at))
+        if readable(campaign):
+            yield from read_campaign(client, campaign, since)
 
 
 def window_start(launched_at: datetime | None, read_until: datetime | None) -> datetime | None:

@@ -8,8 +8,10 @@
   The cost per cycle does not grow with the lists: new prospects are looked for first (a list
   whose size grew has its newest pages read, at both ends, as the order of a list's pages is not
   documented), then a rolling re-check reads the next pages from where the last cycle stopped,
-  within `RECHECK_SHARE` of Snov.io's request budget. At 10,000 prospects every one is
-  re-checked about every 10 minutes; `freshness` says how often at the current size.
+  within `RECHECK_SHARE` of Snov.io's request budget, which every Snov.io call of the cycle
+  counts against (the setup check, the webhooks and the campaign history come first, see
+  `integrations.tasks.catch_up`), and a few linked profiles are re-read by id
+  (`profiles`). `freshness` says how often each is re-checked at the current size.
 - A sending list SyncBridge has not seen before: created after launch, its prospects are new
   and sync; otherwise (a list chosen later) its prospects are added to the baseline, unwritten.
 
@@ -41,15 +43,23 @@ from integrations.sync.queue import store_change
 OVERLAP = timedelta(minutes=2)  # remote clocks and in-flight writes
 MAX_FAILED_CHANGES = 3  # then the contact waits for the Retry button
 CYCLE_MINUTES = 5  # the catch-up's schedule (`runs.ensure_schedule`)
-# The share of Snov.io's request budget a catch-up cycle may spend: webhooks-driven changes and
-# transfers keep the rest.
+# The share of Snov.io's request budget a catch-up cycle may spend, every call of the cycle
+# counted (`integrations.tasks.catch_up`): webhooks-driven changes and transfers keep the rest.
 RECHECK_SHARE = 0.20
+# Of the cycle's calls, at most this share reads campaign history (the rest: the accounts'
+# setup, the webhook subscriptions, then the contacts).
+HISTORY_SHARE = 1 / 3
 LINK_BATCH = 500  # Pipedrive persons whose links are read in one query
 
 
 def snovio_calls_per_cycle() -> int:
     """Snov.io requests one catch-up cycle may make (60 at 60 requests/min every 5 minutes)."""
     return int(RATE_LIMIT_PER_MINUTE * CYCLE_MINUTES * RECHECK_SHARE)
+
+
+def history_calls_per_cycle() -> int:
+    """Snov.io requests one cycle may spend on the campaign history (20 of 60)."""
+    return int(snovio_calls_per_cycle() * HISTORY_SHARE)
 
 
 @dataclass
@@ -60,6 +70,8 @@ class Freshness:
     pages: int
     pages_per_cycle: int
     last_round_at: dt.datetime | None
+    linked: int = 0  # linked prospects whose profiles the re-check reads by id
+    profiles_per_cycle: int = 0
 
     @property
     def cycles(self) -> int:
@@ -69,6 +81,13 @@ class Freshness:
     def minutes(self) -> int:
         """Every prospect is re-checked within this many minutes at this size."""
         return self.cycles * CYCLE_MINUTES
+
+    @property
+    def profile_hours(self) -> float | None:
+        """Every linked profile (position, company, location) re-read within this many hours."""
+        if not self.linked or not self.profiles_per_cycle:
+            return None
+        return math.ceil(self.linked / self.profiles_per_cycle) * CYCLE_MINUTES / 60
 
 
 def freshness(integration: Integration) -> Freshness | None:
@@ -82,11 +101,16 @@ def freshness(integration: Integration) -> Freshness | None:
         pages=int(state.get("pages") or 0),
         pages_per_cycle=int(state.get("pages_per_cycle") or 1),
         last_round_at=dt.datetime.fromisoformat(last) if last else None,
+        linked=int(state.get("linked") or 0),
+        profiles_per_cycle=int(state.get("profiles_per_cycle") or 0),
     )
 
 
-def catch_up(integration: Integration, ctx: SyncContext | None = None) -> int:
-    """Store the changes webhooks missed; returns how many were new."""
+def catch_up(
+    integration: Integration, ctx: SyncContext | None = None, snovio_calls: int | None = None
+) -> int:
+    """Store the changes webhooks missed, with at most `snovio_calls` Snov.io requests (what
+    the cycle has left; None: the whole cycle's); returns how many were new."""
     ctx = ctx or SyncContext(integration)
     started = timezone.now()
     notes: list[str] = []
@@ -99,7 +123,8 @@ def catch_up(integration: Integration, ctx: SyncContext | None = None) -> int:
     if integration.sends_to_snovio:
         found += _pipedrive_changes(integration, ctx, started)
     if integration.sends_to_pipedrive:
-        found += _snovio_changes(integration, ctx, state, notes)
+        calls = snovio_calls_per_cycle() if snovio_calls is None else snovio_calls
+        found += _snovio_changes(integration, ctx, state, notes, calls)
     # Further periodic checks (each bounded per cycle) belong here, before the bookkeeping.
     queue.prune_processed(integration.pk, now=started)
     notes.insert(0, f"{found} change(s) found")
@@ -201,8 +226,11 @@ def _new_since(person: dict, moment: dt.datetime) -> bool:
 
 
 def _snovio_changes(
-    integration: Integration, ctx: SyncContext, state: dict, notes: list[str]
+    integration: Integration, ctx: SyncContext, state: dict, notes: list[str], calls: int
 ) -> int:
+    if calls < 2:  # the lists and at least one page
+        notes.append("Snov.io not re-checked: the cycle's requests were spent")
+        return 0
     lists = ctx.snovio.get_user_lists()
     known = set(integration.baseline_lists or [])
     now = timezone.now()
@@ -210,10 +238,15 @@ def _snovio_changes(
     sending = ctx.sending_list_ids_from(lists)
     sizes = {str(x["id"]): int(x.get("contacts") or 0) for x in lists}
     seen_sizes: dict = state.get("sizes") or {}
-    budget = snovio_calls_per_cycle() - 1  # the lists' listing above
+    budget = calls - 1  # the lists' listing above
     # Rows carry names and emails only: some of the cycle's calls re-read linked profiles.
     profile_share = min(profiles.per_catch_up(), budget // 2)
     budget -= profile_share
+    state.update(
+        pages_per_cycle=max(1, budget),
+        profiles_per_cycle=profile_share,
+        linked=profiles.linked_count(integration),
+    )
     for list_id in sending:
         if list_id in known:
             continue
@@ -266,11 +299,7 @@ def _recheck(
         list_id: max(1, math.ceil(sizes.get(list_id, 0) / MAX_PER_PAGE)) for list_id in sending
     }
     total_pages = sum(pages.values())
-    state.update(
-        prospects=sum(sizes.get(list_id, 0) for list_id in sending),
-        pages=total_pages,
-        pages_per_cycle=max(1, snovio_calls_per_cycle() - 1),
-    )
+    state.update(prospects=sum(sizes.get(list_id, 0) for list_id in sending), pages=total_pages)
     if not sending:
         return
     cursor = state.get("recheck") or {}

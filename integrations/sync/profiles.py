@@ -5,9 +5,11 @@ Snov.io's prospect-list rows document names and emails only; position, company a
 location are in the profile answered by get-prospect-by-id, one call each within 60
 requests a minute (docs/specs/snovio-shapes.md). So each catch-up re-reads the profiles of
 the linked prospects checked longest ago, at most `SNOVIO_PROFILE_RECHECKS` of them (30 by
-default), taken out of the catch-up's own share of Snov.io's budget, and a profile that differs
-from its base becomes a change like any other. Every linked prospect is re-checked once per
-(linked prospects / SNOVIO_PROFILE_RECHECKS) catch-ups.
+default, and never more than half of what the cycle has left for the contacts), taken out of
+the catch-up's own share of Snov.io's budget, and a profile that differs from its base becomes
+a change like any other. Every linked prospect is re-checked once per (linked prospects /
+profiles per cycle) catch-ups: at 10,000 linked prospects and 20 a cycle, about every 42 hours
+(`catchup.Freshness.profile_hours`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from integrations.models import Integration, RecordLink
@@ -26,16 +29,23 @@ def per_catch_up() -> int:
     return max(0, int(getattr(settings, "SNOVIO_PROFILE_RECHECKS", 30)))
 
 
+def _linked(integration: Integration) -> QuerySet[RecordLink]:
+    return RecordLink.objects.filter(integration=integration, email__contains="@").exclude(
+        snovio_prospect_id=""
+    )
+
+
+def linked_count(integration: Integration) -> int:
+    """The linked prospects a round of the re-check reads (one COUNT, for the freshness)."""
+    return _linked(integration).count()
+
+
 def due(integration: Integration, limit: int) -> list[RecordLink]:
     """The linked prospects checked longest ago (a link's `updated_at` moves when it is
     synced or re-checked), read from the database a few at a time, never every link."""
     if limit <= 0:
         return []
-    candidates = (
-        RecordLink.objects.filter(integration=integration, email__contains="@")
-        .exclude(snovio_prospect_id="")
-        .order_by("updated_at", "pk")
-    )
+    candidates = _linked(integration).order_by("updated_at", "pk")
     linked: list[RecordLink] = []
     for link in candidates.iterator(chunk_size=limit * 2):
         if (link.base or {}).get(threeway.SNOVIO) is not None:

@@ -335,8 +335,9 @@ def enqueue_register_webhooks(integration_id: int) -> None:
     )
 
 
-def catch_up_integration(integration_id: int) -> str:
-    """Find what the webhooks missed, then drain what was found."""
+def catch_up_integration(integration_id: int, snovio_calls: int | None = None) -> str:
+    """Find what the webhooks missed (with at most `snovio_calls` Snov.io requests), then
+    drain what was found."""
     integration = Integration.objects.select_related("pipedrive", "snovio").get(pk=integration_id)
     if integration.pipedrive is None or integration.snovio is None:
         return "catch-up skipped: the integration is not connected to both apps"
@@ -345,7 +346,7 @@ def catch_up_integration(integration_id: int) -> str:
         return f"catch-up deferred: {standing.reason}"
     try:
         with budget.background():
-            found = catch_up(integration)
+            found = catch_up(integration, snovio_calls=snovio_calls)
     except RateLimited as exc:
         if exc.limit != budget.DAILY_BUDGET:
             raise

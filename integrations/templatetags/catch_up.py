@@ -23,4 +23,5 @@ def catch_up_policy() -> dict:
         "cycle_minutes": catchup.CYCLE_MINUTES,
         "share": round(catchup.RECHECK_SHARE * 100),
         "calls": catchup.snovio_calls_per_cycle(),
+        "history_calls": catchup.history_calls_per_cycle(),
     }

@@ -139,3 +139,20 @@ def test_read_events_skips_drafts_rows_before_the_window_and_missing_endpoints()
     assert [e.payload["event_action"] for e in events] == ["sent", "opened"]
     assert all(e.at == AT and e.payload["source"] == "campaign_history" for e in events)
     assert event_key(parse_event(events[0].payload)).startswith("email_sent:")
+
+
+def test_a_catch_up_reads_the_campaigns_read_longest_ago_first_as_many_as_its_calls_allow():
+    campaigns = [
+        {"id": 1, "status": "Active"},
+        {"id": 2, "status": "Draft"},
+        {"id": 3, "status": "Paused"},
+        {"id": 4, "status": "Active"},
+    ]
+    read_at = {"1": "2026-11-30T10:05:00+00:00", "3": "2026-11-30T10:00:00+00:00"}
+    per = campaign_history.CALLS_PER_CAMPAIGN
+
+    due = campaign_history.due_campaigns(campaigns, read_at, 2 * per + per - 1)
+
+    assert [c["id"] for c in due] == [4, 3]  # never read, then the oldest read; no draft
+    assert campaign_history.due_campaigns(campaigns, read_at, per - 1) == []
+    assert len(campaign_history.due_campaigns(campaigns, {}, 10 * per)) == 3
