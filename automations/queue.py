@@ -4,16 +4,34 @@ is not Active, performed in order per contact under a lease.
 Ordering and double runs. The runs of one contact (integration + email) are performed in the
 order they were received, by one worker at a time: a task always starts from the contact's
 oldest pending run and carries on through the newer ones, and each run is claimed with a
-compare-and-swap lease before it is touched. Contacts run in parallel."""
+compare-and-swap lease before it is touched. Contacts run in parallel.
+
+Batches. A task does not stop at its own contact: it also takes the other contacts whose runs
+are due (up to `AUTOMATION_BATCH` in all) and performs them side by side in threads, since a
+run spends nearly all its time waiting on Pipedrive. A backlog thus drains in batches, a
+worker waits on several contacts at once, the stages of a pipeline are read once per batch,
+and the tasks of runs a batch already performed end after one look-up."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import os
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import TypeVar
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import (
+    IntegrityError,
+    close_old_connections,
+    connection,
+    connections,
+    transaction,
+)
 from django.utils import timezone
+from django_q.conf import Conf
 from django_q.tasks import async_task
 
 from automations.actions import is_provisional, perform_action
@@ -130,12 +148,136 @@ def release_held(integration: Integration) -> int:
 
 
 # --- running -------------------------------------------------------------------------------
-def run_automations(run: AutomationRun | int) -> AutomationRun:
+def run_batch(run_id: int) -> AutomationRun:
+    """Perform a run's contact and, side by side, other contacts whose runs are due.
+
+    Each contact goes through `run_automations` (its runs in order, each under a lease), so a
+    contact another task is performing is left to it. An unexpected error in any contact is
+    raised once the batch is over (the task fails and django-q2 delivers it again; the run
+    it interrupted stays pending). Returns the task's own run as it is now.
+    """
+    own = AutomationRun.objects.filter(pk=run_id).values_list("integration_id", "email").first()
+    if own is None:
+        raise AutomationRun.DoesNotExist(f"AutomationRun {run_id} does not exist")
+    heads = [run_id, *_due_contacts(*own, limit=batch_size() - 1)]
+    stages: dict[int, list[dict]] = {}  # a pipeline's stages, read once per batch
+    outcomes = _each(heads, lambda head: run_automations(head, stages=stages))
+    errors = [value for value in outcomes if isinstance(value, BaseException)]
+    if errors:
+        raise errors[0]
+    return outcomes[0]
+
+
+def batch_size() -> int:
+    return max(1, int(getattr(settings, "AUTOMATION_BATCH", 8)))
+
+
+def _due_contacts(integration_id: int, email: str, limit: int) -> list[int]:
+    """The oldest pending run of up to `limit` other contacts nobody is performing."""
+    if (
+        limit <= 0
+        or not Integration.objects.filter(
+            pk=integration_id, status=Integration.Status.ACTIVE
+        ).exists()
+    ):
+        return []
+    pending = (
+        AutomationRun.objects.filter(
+            integration_id=integration_id, status=AutomationRun.Status.PENDING
+        )
+        .exclude(email=email)
+        .exclude(reason__startswith=RUNNING_PREFIX)
+        .order_by("received_at", "pk")
+        .values_list("pk", "email")
+    )
+    heads: dict[str, int] = {}
+    for pk, contact in pending[: limit * 4]:
+        heads.setdefault(contact, pk)
+        if len(heads) == limit:
+            break
+    return list(heads.values())
+
+
+T = TypeVar("T")
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _each(items: list[int], work: Callable[[int], T]) -> list[T | BaseException]:
+    """`work` on every item, in threads when that is safe; an error is returned, not raised."""
+    if len(items) == 1 or not _threads_allowed():
+        return [_guarded(work, item) for item in items]
+    futures = [_thread_pool().submit(_in_thread, work, item) for item in items]
+    return [future.result() for future in futures]
+
+
+def _threads_allowed() -> bool:
+    # Other threads have their own database connections: they cannot see the rows of an
+    # open transaction (a test's) nor join django-q2's sync mode, so both stay in this thread;
+    # so does an in-memory SQLite database (the tests'), whose shared cache refuses a second
+    # writer at once ("database table is locked") instead of waiting as a file does.
+    return (
+        not Conf.SYNC
+        and transaction.get_autocommit()
+        and not (connection.vendor == "sqlite" and connection.is_in_memory_db())
+    )
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None or _pool[0] != os.getpid():  # threads do not survive a fork
+        _pool = (os.getpid(), ThreadPoolExecutor(batch_size(), thread_name_prefix="automation"))
+    return _pool[1]
+
+
+def stop_threads() -> None:
+    """Let the batch threads end, closing their database connections (tests, shutdown)."""
+    global _pool
+    if _pool is None:
+        return
+    pool, _pool = _pool[1], None
+    threads = getattr(pool, "_max_workers", 1)
+    barrier = threading.Barrier(threads)
+
+    def close() -> None:
+        # One job per thread: each waits for the others, so every thread closes its own.
+        try:
+            barrier.wait(timeout=5)
+        except threading.BrokenBarrierError:
+            pass
+        connections.close_all()
+
+    for _ in range(threads):
+        pool.submit(close)
+    pool.shutdown(wait=True)
+
+
+def _in_thread(work: Callable[[int], T], item: int) -> T | BaseException:
+    # As Django does around a request: drop a connection past CONN_MAX_AGE or broken, keep
+    # a healthy persistent one for the thread's next batch.
+    close_old_connections()
+    try:
+        return _guarded(work, item)
+    finally:
+        close_old_connections()
+
+
+def _guarded(work: Callable[[int], T], item: int) -> T | BaseException:
+    try:
+        return work(item)
+    except Exception as exc:
+        log.exception("automation run %s failed", item)
+        return exc
+
+
+def run_automations(
+    run: AutomationRun | int, stages: dict[int, list[dict]] | None = None
+) -> AutomationRun:
     """Perform a run's actions, after any older held run of the same contact, in order.
 
     Carries on through the contact's newer pending runs, so a task never leaves one behind.
     A run that another worker holds, or that must wait (integration not Active), is left
-    pending. Returns the run as it is now.
+    pending. `stages` caches pipelines' stages across the runs of a batch. Returns the run as
+    it is now.
     """
     run_id = run.pk if isinstance(run, AutomationRun) else int(run)
     contact = AutomationRun.objects.filter(pk=run_id).values_list("integration_id", "email")
@@ -145,7 +287,7 @@ def run_automations(run: AutomationRun | int) -> AutomationRun:
     done: dict[int, AutomationRun] = {}
     while True:
         head = _oldest_pending(*first, exclude=done)
-        if head is None or not _perform_run(head):
+        if head is None or not _perform_run(head, stages):
             break
         done[head.pk] = head
     if run_id in done:
@@ -166,7 +308,7 @@ def _oldest_pending(
     )
 
 
-def _perform_run(run: AutomationRun) -> bool:
+def _perform_run(run: AutomationRun, stages: dict[int, list[dict]] | None = None) -> bool:
     """Run one pending run to its end. False when it could not be taken (held or busy)."""
     integration = Integration.objects.select_related("pipedrive", "snovio").get(
         pk=run.integration_id
@@ -184,7 +326,7 @@ def _perform_run(run: AutomationRun) -> bool:
     if not _claim(run):
         return False
     try:
-        _execute(run, integration)
+        _execute(run, integration, stages)
     except BaseException as exc:
         # Unexpected (a bug, the database): leave the run pending so it runs again.
         _release(run, f"{INTERNAL_ERROR} ({exc.__class__.__name__}); runs again.")
@@ -266,13 +408,17 @@ def _no_scenario_reason(trigger: str | None) -> str:
     return f"No enabled action for “{label}”."
 
 
-def _execute(run: AutomationRun, integration: Integration) -> None:
+def _execute(
+    run: AutomationRun, integration: Integration, stages: dict[int, list[dict]] | None
+) -> None:
     actions = enabled_actions(integration, run.trigger)
     if not actions:
         _finish(run, AutomationRun.Status.NO_SCENARIO, _no_scenario_reason(run.trigger))
         return
     event = parse_event(run.payload)
     ctx = RunContext(integration=integration, run=run, event=event)
+    if stages is not None:
+        ctx.stages = stages
     try:
         not_synced = not_in_synced_list(ctx)
     except RemoteError as exc:
