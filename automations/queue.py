@@ -6,17 +6,19 @@ order they were received, by one worker at a time: a task always starts from the
 oldest pending run and carries on through the newer ones, and each run is claimed with a
 compare-and-swap lease before it is touched. Contacts run in parallel.
 
-Batches. A task does not stop at its own contact: it also takes the other contacts whose runs
-are due (up to `AUTOMATION_BATCH` in all) and performs them side by side in threads, since a
-run spends nearly all its time waiting on Pipedrive. A backlog thus drains in batches, a
-worker waits on several contacts at once, the stages of a pipeline are read once per batch,
-and the tasks of runs a batch already performed end after one look-up."""
+Batches. A task does not stop at its own contact: it goes on taking the contacts whose runs are
+due, `AUTOMATION_BATCH` at a time, performed side by side in threads (a run spends nearly all
+its time waiting on Pipedrive), until it finds none. So a run received while an older one
+still waits for its task needs no task of its own, and a backlog drains in batches with one
+task instead of one per event; a worker waits on several contacts at once, and the stages of
+a pipeline are read once per task."""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -51,6 +53,9 @@ LEASE_SECONDS = 660
 RUNNING_PREFIX = "Running since "
 HELD_REASON = "Held while the integration is {status}; runs when it is Active again."
 INTERNAL_ERROR = "Interrupted by an internal error"
+# A task drains due runs for at most this long, then hands the rest to a new task (well within
+# django-q2's 600 s task timeout).
+BATCH_SECONDS = 60
 
 
 # --- receiving -----------------------------------------------------------------------------
@@ -114,19 +119,40 @@ def receive_event_once(integration: Integration, payload: dict) -> tuple[Automat
 
 
 def enqueue(run: AutomationRun) -> None:
-    """Queue the run's contact (after the current transaction commits)."""
-    run_id = run.pk
+    """Queue the run's contact (after the current transaction commits), unless a task that
+    will take it is on its way already."""
+    run_id, integration_id = run.pk, run.integration_id
 
-    def _send() -> None:
-        # save=False: the AutomationRun and its outcomes are the record of a run, so a
-        # successful task leaves no django-q2 Task row (saving one costs the monitor an
-        # insert plus a pass over the saved successes to prune them, in a write transaction,
-        # for every event). A task that raises is still saved as failed.
-        async_task(
-            TASK, run_id, task_name=f"automation-run-{run_id}", group="automations", save=False
-        )
+    def _after_commit() -> None:
+        if not _taken_care_of(run_id, integration_id):
+            _send(run_id)
 
-    transaction.on_commit(_send)
+    transaction.on_commit(_after_commit)
+
+
+def _taken_care_of(run_id: int, integration_id: int) -> bool:
+    """Whether an older run of the integration waits that no task has taken yet.
+
+    The task that takes it (every such run has one, or is itself taken care of by an older
+    one) looks for due runs again after performing it and only stops when it finds none, so
+    it finds this run, committed before this look. Only runs received while the integration
+    was Active and never attempted count (an empty reason): not a held run nor one left
+    after an error, whose next task may be far off.
+    """
+    return AutomationRun.objects.filter(
+        integration_id=integration_id,
+        status=AutomationRun.Status.PENDING,
+        reason="",
+        pk__lt=run_id,
+    ).exists()
+
+
+def _send(run_id: int) -> None:
+    # save=False: the AutomationRun and its outcomes are the record of a run, so a
+    # successful task leaves no django-q2 Task row (saving one costs the monitor an
+    # insert plus a pass over the saved successes to prune them, in a write transaction,
+    # for every event). A task that raises is still saved as failed.
+    async_task(TASK, run_id, task_name=f"automation-run-{run_id}", group="automations", save=False)
 
 
 def release_held(integration: Integration) -> int:
@@ -149,43 +175,55 @@ def release_held(integration: Integration) -> int:
 
 # --- running -------------------------------------------------------------------------------
 def run_batch(run_id: int) -> AutomationRun:
-    """Perform a run's contact and, side by side, other contacts whose runs are due.
+    """Perform a run's contact, then every contact whose runs are due, in batches side by side.
 
     Each contact goes through `run_automations` (its runs in order, each under a lease), so a
-    contact another task is performing is left to it. An unexpected error in any contact is
-    raised once the batch is over (the task fails and django-q2 delivers it again; the run
-    it interrupted stays pending). Returns the task's own run as it is now.
+    contact another task is performing is left to it. The task carries on until a look finds
+    nothing due, which is what lets `enqueue` leave a new run to a task already on its way
+    (`_taken_care_of`); after `BATCH_SECONDS` it hands what is left to a new task instead. An
+    unexpected error in any contact is raised at the end (the task fails and django-q2 delivers
+    it again; the run it interrupted stays pending). Returns the task's own run as it is now.
     """
     own = AutomationRun.objects.filter(pk=run_id).values_list("integration_id", "email").first()
     if own is None:
         raise AutomationRun.DoesNotExist(f"AutomationRun {run_id} does not exist")
-    heads = [run_id, *_due_contacts(*own, limit=batch_size() - 1)]
-    stages: dict[int, list[dict]] = {}  # a pipeline's stages, read once per batch
-    outcomes = _each(heads, lambda head: run_automations(head, stages=stages))
-    errors = [value for value in outcomes if isinstance(value, BaseException)]
+    integration_id = own[0]
+    stages: dict[int, list[dict]] = {}  # a pipeline's stages, read once per task
+    busy_elsewhere: set[str] = set()  # contacts whose oldest run another worker performs
+    errors: list[BaseException] = []
+    deadline = time.monotonic() + BATCH_SECONDS
+    heads, result = [(run_id, own[1])], None
+    while heads:
+        outcomes = _each([pk for pk, _ in heads], lambda pk: run_automations(pk, stages=stages))
+        for (pk, email), outcome in zip(heads, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                errors.append(outcome)
+            elif outcome.status == AutomationRun.Status.PENDING:
+                busy_elsewhere.add(email)  # its worker goes on through the newer runs
+            if pk == run_id and not isinstance(outcome, BaseException):
+                result = outcome
+        heads = _due_contacts(integration_id, busy_elsewhere, limit=batch_size())
+        if heads and time.monotonic() > deadline:
+            _send(heads[0][0])  # a fresh task drains the rest
+            break
     if errors:
         raise errors[0]
-    return outcomes[0]
+    return result if result is not None else AutomationRun.objects.get(pk=run_id)
 
 
 def batch_size() -> int:
     return max(1, int(getattr(settings, "AUTOMATION_BATCH", 8)))
 
 
-def _due_contacts(integration_id: int, email: str, limit: int) -> list[int]:
-    """The oldest pending run of up to `limit` other contacts nobody is performing."""
-    if (
-        limit <= 0
-        or not Integration.objects.filter(
-            pk=integration_id, status=Integration.Status.ACTIVE
-        ).exists()
-    ):
+def _due_contacts(integration_id: int, skip: Iterable[str], limit: int) -> list[tuple[int, str]]:
+    """The oldest pending run of up to `limit` contacts nobody is performing: (pk, email)."""
+    if not Integration.objects.filter(pk=integration_id, status=Integration.Status.ACTIVE).exists():
         return []
     pending = (
         AutomationRun.objects.filter(
             integration_id=integration_id, status=AutomationRun.Status.PENDING
         )
-        .exclude(email=email)
+        .exclude(email__in=list(skip))
         .exclude(reason__startswith=RUNNING_PREFIX)
         .order_by("received_at", "pk")
         .values_list("pk", "email")
@@ -195,7 +233,7 @@ def _due_contacts(integration_id: int, email: str, limit: int) -> list[int]:
         heads.setdefault(contact, pk)
         if len(heads) == limit:
             break
-    return list(heads.values())
+    return [(pk, email) for email, pk in heads.items()]
 
 
 T = TypeVar("T")

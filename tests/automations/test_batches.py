@@ -85,13 +85,56 @@ def test_a_batch_leaves_alone_a_contact_another_worker_is_performing(live, piped
 
 
 @pytest.mark.django_db
-def test_a_batch_is_no_larger_than_the_setting(live, pipedrive, settings):
-    settings.AUTOMATION_BATCH = 2
+def test_a_run_received_while_an_older_one_waits_for_its_task_gets_no_task_of_its_own(
+    live, pipedrive, run_on_commit, monkeypatch
+):
     deal_then_next_stages(live, pipedrive)
-    runs = [engine.receive_event(live, payload(email=contact(n))) for n in range(4)]
+    sent: list[int] = []
+    monkeypatch.setattr(queue, "async_task", lambda task, run_id, **kwargs: sent.append(run_id))
+    first = run_on_commit(engine.receive_event, live, payload(email=contact(0)))
+    second = run_on_commit(engine.receive_event, live, payload(email=contact(1)))
+    assert sent == [first.pk]  # the first run's task will find the second one due
+
+    engine.run_batch(first.pk)
+
+    assert AutomationRun.objects.get(pk=second.pk).status == AutomationRun.Status.DONE
+    third = run_on_commit(engine.receive_event, live, payload(email=contact(2)))
+    assert sent == [first.pk, third.pk]  # nothing older waits: it needs its own task
+
+
+@pytest.mark.django_db
+def test_a_run_held_or_left_after_an_error_does_not_stand_in_for_a_task(
+    live, pipedrive, run_on_commit, monkeypatch
+):
+    deal_then_next_stages(live, pipedrive)
+    sent: list[int] = []
+    monkeypatch.setattr(queue, "async_task", lambda task, run_id, **kwargs: sent.append(run_id))
+    older = engine.receive_event(live, payload(email=contact(0)))
+    AutomationRun.objects.filter(pk=older.pk).update(reason=queue.INTERNAL_ERROR + "; runs again.")
+    newer = run_on_commit(engine.receive_event, live, payload(email=contact(1)))
+    assert sent == [newer.pk]
+
+
+@pytest.mark.django_db
+def test_a_task_past_its_time_hands_the_due_runs_to_a_new_task(
+    live, pipedrive, settings, monkeypatch
+):
+    settings.AUTOMATION_BATCH = 2
+    monkeypatch.setattr(queue, "BATCH_SECONDS", 0)
+    sent: list[int] = []
+    monkeypatch.setattr(queue, "async_task", lambda task, run_id, **kwargs: sent.append(run_id))
+    deal_then_next_stages(live, pipedrive)
+    runs = [engine.receive_event(live, payload(email=contact(n))) for n in range(3)]
+
     engine.run_batch(runs[0].pk)
+
     done = AutomationRun.objects.filter(status=AutomationRun.Status.DONE)
-    assert sorted(done.values_list("pk", flat=True)) == [runs[0].pk, runs[1].pk]
+    assert list(done.values_list("pk", flat=True)) == [runs[0].pk]
+    assert sent == [runs[1].pk]
+    engine.run_batch(runs[1].pk)  # the handed task does the same
+    assert sent == [runs[1].pk, runs[2].pk]
+    engine.run_batch(runs[2].pk)
+    assert AutomationRun.objects.filter(status=AutomationRun.Status.PENDING).count() == 0
 
 
 @pytest.fixture
@@ -105,12 +148,13 @@ def batch_threads():
 @pytest.mark.usefixtures("batch_threads")
 @pytest.mark.parametrize("seed", range(SCENARIOS))
 def test_threaded_batches_run_every_event_once_and_each_contact_in_order(
-    live, pipedrive, settings, seed
+    live, pipedrive, settings, monkeypatch, seed
 ):
-    """Invariant, over seeded random histories: when every task has run (in a random order,
-    some delivered twice, batches in threads), every run is done once, each contact has one
-    deal, moved one stage on per later event, and a contact's runs finished in the order
-    they were received."""
+    """Invariant, over seeded random histories: when every task enqueued has run (interleaved
+    with the deliveries at random, some delivered twice, batches in threads; a run received
+    while an older one waits gets no task of its own), every run is done once, each contact
+    has one deal, moved one stage on per later event, and a contact's runs finished in the
+    order they were received."""
     rng = random.Random(seed)
     settings.AUTOMATION_BATCH = rng.choice([2, 3, 8])
     deal_then_next_stages(live, pipedrive)
@@ -127,26 +171,29 @@ def test_threaded_batches_run_every_event_once_and_each_contact_in_order(
     ]
     contacts = rng.randint(2, 6)
     events: dict[str, int] = {contact(n): 0 for n in range(contacts)}
-    runs = []
-    for n in range(contacts):  # each contact's first event creates its deal
-        runs.append(
-            engine.receive_event(live, payload(email=contact(n), at=f"2026-03-02 10:{n:02}:00"))
-        )
+    deliveries = [  # each contact's first event creates its deal
+        payload(email=contact(n), at=f"2026-03-02 10:{n:02}:00") for n in range(contacts)
+    ]
     for k in range(rng.randint(0, 8)):
         movable = [email for email, moves in events.items() if moves < len(stages) - 1]
         email = rng.choice(movable)  # never past the last stage: every run is fully done
         kind = rng.choice([("campaign_email", "opened"), ("campaign_reply", "received")])
-        runs.append(
-            engine.receive_event(live, payload(*kind, email=email, at=f"2026-03-02 11:{k:02}:00"))
-        )
+        deliveries.append(payload(*kind, email=email, at=f"2026-03-02 11:{k:02}:00"))
         events[email] += 1
-    tasks = [run.pk for run in runs] + [rng.choice(runs).pk for _ in range(rng.randint(0, 3))]
-    rng.shuffle(tasks)
-
+    queued: list[int] = []  # the tasks enqueued, as django-q2 holds them
+    monkeypatch.setattr(queue, "async_task", lambda task, run_id, **kwargs: queued.append(run_id))
     # Threads wherever the database takes concurrent writers (not SQLite in memory).
     assert queue._threads_allowed() or connection.vendor == "sqlite"
-    for task in tasks:
+
+    # Deliveries and tasks interleave at random; a task may be delivered twice.
+    while deliveries or queued:
+        if deliveries and (not queued or rng.random() < 0.5):
+            engine.receive_event(live, deliveries.pop(0))
+            continue
+        task = queued.pop(rng.randrange(len(queued)))
         engine.run_batch(task)
+        if rng.random() < 0.15:
+            engine.run_batch(task)
 
     where = f"(seed {seed})"
     stored = list(AutomationRun.objects.order_by("received_at", "pk"))
