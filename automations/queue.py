@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -175,14 +175,16 @@ def release_held(integration: Integration) -> int:
 
 # --- running -------------------------------------------------------------------------------
 def run_batch(run_id: int) -> AutomationRun:
-    """Perform a run's contact, then every contact whose runs are due, in batches side by side.
+    """Perform a run's contact, then every contact whose runs are due, several side by side.
 
     Each contact goes through `run_automations` (its runs in order, each under a lease), so a
-    contact another task is performing is left to it. The task carries on until a look finds
-    nothing due, which is what lets `enqueue` leave a new run to a task already on its way
-    (`_taken_care_of`); after `BATCH_SECONDS` it hands what is left to a new task instead. An
-    unexpected error in any contact is raised at the end (the task fails and django-q2 delivers
-    it again; the run it interrupted stays pending). Returns the task's own run as it is now.
+    contact another task is performing is left to it. Up to `AUTOMATION_BATCH` contacts are in
+    hand at once; each time one is finished the next due one is taken. The task carries on
+    until a look after the last one finds nothing due, which is what lets `enqueue` leave a
+    new run to a task already on its way (`_taken_care_of`); after `BATCH_SECONDS` it hands
+    what is left to a new task instead. An unexpected error in any contact is raised at the end
+    (the task fails and django-q2 delivers it again; the run it interrupted stays pending).
+    Returns the task's own run as it is now.
     """
     own = AutomationRun.objects.filter(pk=run_id).values_list("integration_id", "email").first()
     if own is None:
@@ -192,20 +194,36 @@ def run_batch(run_id: int) -> AutomationRun:
     busy_elsewhere: set[str] = set()  # contacts whose oldest run another worker performs
     errors: list[BaseException] = []
     deadline = time.monotonic() + BATCH_SECONDS
-    heads, result = [(run_id, own[1])], None
-    while heads:
-        outcomes = _each([pk for pk, _ in heads], lambda pk: run_automations(pk, stages=stages))
-        for (pk, email), outcome in zip(heads, outcomes, strict=True):
+    result: AutomationRun | None = None
+    in_hand: dict[Future, tuple[int, str]] = {}
+
+    def take(pk: int, email: str) -> None:
+        in_hand[_start(lambda: run_automations(pk, stages=stages))] = (pk, email)
+
+    take(run_id, own[1])
+    while in_hand:
+        finished, _ = wait(list(in_hand), return_when=FIRST_COMPLETED)
+        for future in finished:
+            pk, email = in_hand.pop(future)
+            outcome = future.result()
             if isinstance(outcome, BaseException):
                 errors.append(outcome)
-            elif outcome.status == AutomationRun.Status.PENDING:
+                continue
+            if outcome.status == AutomationRun.Status.PENDING:
                 busy_elsewhere.add(email)  # its worker goes on through the newer runs
-            if pk == run_id and not isinstance(outcome, BaseException):
+            if pk == run_id:
                 result = outcome
-        heads = _due_contacts(integration_id, busy_elsewhere, limit=batch_size())
-        if heads and time.monotonic() > deadline:
-            _send(heads[0][0])  # a fresh task drains the rest
-            break
+        room = batch_size() - len(in_hand)
+        if room <= 0:
+            continue
+        skip = busy_elsewhere | {email for _, email in in_hand.values()}
+        due = _due_contacts(integration_id, skip, limit=room)
+        if due and time.monotonic() > deadline:
+            if not in_hand:
+                _send(due[0][0])  # a fresh task drains the rest
+            continue
+        for pk, email in due:
+            take(pk, email)
     if errors:
         raise errors[0]
     return result if result is not None else AutomationRun.objects.get(pk=run_id)
@@ -240,12 +258,14 @@ T = TypeVar("T")
 _pool: tuple[int, ThreadPoolExecutor] | None = None
 
 
-def _each(items: list[int], work: Callable[[int], T]) -> list[T | BaseException]:
-    """`work` on every item, in threads when that is safe; an error is returned, not raised."""
-    if len(items) == 1 or not _threads_allowed():
-        return [_guarded(work, item) for item in items]
-    futures = [_thread_pool().submit(_in_thread, work, item) for item in items]
-    return [future.result() for future in futures]
+def _start(work: Callable[[], T]) -> Future:
+    """`work` in a thread of the pool when that is safe, else at once in this one; the
+    future holds its result or the `Exception` it raised."""
+    if _threads_allowed():
+        return _thread_pool().submit(_in_thread, work)
+    done: Future = Future()
+    done.set_result(_guarded(work))
+    return done
 
 
 def _threads_allowed() -> bool:
@@ -289,21 +309,21 @@ def stop_threads() -> None:
     pool.shutdown(wait=True)
 
 
-def _in_thread(work: Callable[[int], T], item: int) -> T | BaseException:
+def _in_thread(work: Callable[[], T]) -> T | BaseException:
     # As Django does around a request: drop a connection past CONN_MAX_AGE or broken, keep
-    # a healthy persistent one for the thread's next batch.
+    # a healthy persistent one for the thread's next contact.
     close_old_connections()
     try:
-        return _guarded(work, item)
+        return _guarded(work)
     finally:
         close_old_connections()
 
 
-def _guarded(work: Callable[[int], T], item: int) -> T | BaseException:
+def _guarded(work: Callable[[], T]) -> T | BaseException:
     try:
-        return work(item)
+        return work()
     except Exception as exc:
-        log.exception("automation run %s failed", item)
+        log.exception("an automation run failed")
         return exc
 
 
