@@ -200,7 +200,21 @@ def run_batch(run_id: int) -> AutomationRun:
     def take(pk: int, email: str) -> None:
         in_hand[_start(lambda: run_automations(pk, stages=stages))] = (pk, email)
 
+    def take_due() -> None:
+        room = batch_size() - len(in_hand)
+        if room <= 0:
+            return
+        skip = busy_elsewhere | {email for _, email in in_hand.values()}
+        due = _due_contacts(integration_id, skip, limit=room)
+        if due and time.monotonic() > deadline:
+            if not in_hand:
+                _send(due[0][0])  # a fresh task drains the rest
+            return
+        for pk, email in due:
+            take(pk, email)
+
     take(run_id, own[1])
+    take_due()
     while in_hand:
         finished, _ = wait(list(in_hand), return_when=FIRST_COMPLETED)
         for future in finished:
@@ -213,17 +227,7 @@ def run_batch(run_id: int) -> AutomationRun:
                 busy_elsewhere.add(email)  # its worker goes on through the newer runs
             if pk == run_id:
                 result = outcome
-        room = batch_size() - len(in_hand)
-        if room <= 0:
-            continue
-        skip = busy_elsewhere | {email for _, email in in_hand.values()}
-        due = _due_contacts(integration_id, skip, limit=room)
-        if due and time.monotonic() > deadline:
-            if not in_hand:
-                _send(due[0][0])  # a fresh task drains the rest
-            continue
-        for pk, email in due:
-            take(pk, email)
+        take_due()
     if errors:
         raise errors[0]
     return result if result is not None else AutomationRun.objects.get(pk=run_id)
