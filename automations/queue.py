@@ -191,7 +191,10 @@ def run_batch(run_id: int) -> AutomationRun:
         raise AutomationRun.DoesNotExist(f"AutomationRun {run_id} does not exist")
     integration_id = own[0]
     stages: dict[int, list[dict]] = {}  # a pipeline's stages, read once per task
-    busy_elsewhere: set[str] = set()  # contacts whose oldest run another worker performs
+    # Contacts not to take again: another worker performs their oldest run (and goes on
+    # through the newer ones), or an unexpected error stopped them (tried again when
+    # django-q2 delivers this failed task again, not at once in a loop).
+    left: set[str] = set()
     errors: list[BaseException] = []
     deadline = time.monotonic() + BATCH_SECONDS
     result: AutomationRun | None = None
@@ -204,7 +207,7 @@ def run_batch(run_id: int) -> AutomationRun:
         room = batch_size() - len(in_hand)
         if room <= 0:
             return
-        skip = busy_elsewhere | {email for _, email in in_hand.values()}
+        skip = left | {email for _, email in in_hand.values()}
         due = _due_contacts(integration_id, skip, limit=room)
         if due and time.monotonic() > deadline:
             if not in_hand:
@@ -222,9 +225,10 @@ def run_batch(run_id: int) -> AutomationRun:
             outcome = future.result()
             if isinstance(outcome, BaseException):
                 errors.append(outcome)
+                left.add(email)
                 continue
             if outcome.status == AutomationRun.Status.PENDING:
-                busy_elsewhere.add(email)  # its worker goes on through the newer runs
+                left.add(email)
             if pk == run_id:
                 result = outcome
         take_due()

@@ -85,6 +85,31 @@ def test_a_batch_leaves_alone_a_contact_another_worker_is_performing(live, piped
 
 
 @pytest.mark.django_db
+def test_a_contact_stopped_by_an_unexpected_error_is_tried_once_per_task(
+    live, pipedrive, monkeypatch
+):
+    deal_then_next_stages(live, pipedrive)
+    broken = engine.receive_event(live, payload(email=contact(0)))
+    fine = engine.receive_event(live, payload(email=contact(1)))
+    real, attempts = queue.perform_action, []
+
+    def perform(ctx, action, prior):
+        if ctx.event.email == contact(0):
+            attempts.append(ctx.run.pk)
+            raise RuntimeError("a bug")
+        return real(ctx, action, prior)
+
+    monkeypatch.setattr(queue, "perform_action", perform)
+    with pytest.raises(RuntimeError):  # the task fails: django-q2 delivers it again later
+        engine.run_batch(fine.pk)
+    assert attempts == [broken.pk]
+    assert AutomationRun.objects.get(pk=fine.pk).status == AutomationRun.Status.DONE
+    left = AutomationRun.objects.get(pk=broken.pk)
+    assert left.status == AutomationRun.Status.PENDING
+    assert left.reason.startswith(queue.INTERNAL_ERROR)
+
+
+@pytest.mark.django_db
 def test_a_run_received_while_an_older_one_waits_for_its_task_gets_no_task_of_its_own(
     live, pipedrive, run_on_commit, monkeypatch
 ):
