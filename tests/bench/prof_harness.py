@@ -9,9 +9,9 @@ costs); the webhook view is called through Django's test client and the runs are
 directly, one after the other, under cProfile. Prints per event: wall and CPU time (the
 calling thread's CPU apart from the sandbox thread's), the queries by shape, the remote calls
 by path, then the top functions. Knobs: PROF_N (events measured, after as many for warm-up;
-60), PROF_TOP (functions listed; 45), PROF_OFF=1 (no cProfile: clean timings), PROF_LINKED=1 (the prospects are linked to
-Pipedrive persons first, as after a transfer: no person search), PROF_DIR (also
-dump `view.prof` and `worker.prof` there, for `python -m pstats`).
+60), PROF_TOP (functions listed; 45), PROF_OFF=1 (no cProfile: clean timings), PROF_LINKED=1
+(the prospects are linked to Pipedrive persons first, as after a transfer: no person search),
+PROF_DIR (also dump `view.prof` and `worker.prof` there, for `python -m pstats`).
 """
 
 from __future__ import annotations
