@@ -11,6 +11,7 @@ Two entry points, both thin enough to be called from a webhook, a task or a test
   `PipedriveClient` and records one `ActionOutcome` per action: done (with the Pipedrive
   objects created or moved), skipped with the reason (no active deal, already at the last
   stage, ...) or failed (a remote error after the HTTP layer's retries).
+- `run_batch(run_id)` (the task) performs a run's contact and other due contacts side by side.
 
 The work is split by job, each module importing only the ones below it:
 
@@ -22,6 +23,12 @@ The work is split by job, each module importing only the ones below it:
 
 from __future__ import annotations
 
-from automations.queue import receive_event, receive_event_once, release_held, run_automations
+from automations.queue import (
+    receive_event,
+    receive_event_once,
+    release_held,
+    run_automations,
+    run_batch,
+)
 
-__all__ = ["receive_event", "receive_event_once", "release_held", "run_automations"]
+__all__ = ["receive_event", "receive_event_once", "release_held", "run_automations", "run_batch"]

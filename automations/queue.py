@@ -4,16 +4,35 @@ is not Active, performed in order per contact under a lease.
 Ordering and double runs. The runs of one contact (integration + email) are performed in the
 order they were received, by one worker at a time: a task always starts from the contact's
 oldest pending run and carries on through the newer ones, and each run is claimed with a
-compare-and-swap lease before it is touched. Contacts run in parallel."""
+compare-and-swap lease before it is touched. Contacts run in parallel.
+
+Batches. A task does not stop at its own contact: it goes on taking the contacts whose runs are
+due, `AUTOMATION_BATCH` at a time, performed side by side in threads (a run spends nearly all
+its time waiting on Pipedrive), until it finds none. So a run received while an older one
+still waits for its task needs no task of its own, and a backlog drains in batches with one
+task instead of one per event; a worker waits on several contacts at once, and the stages of
+a pipeline are read once per task."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
+from typing import TypeVar
 
-from django.db import transaction
+from django.conf import settings
+from django.db import (
+    close_old_connections,
+    connection,
+    connections,
+    transaction,
+)
 from django.utils import timezone
+from django_q.conf import Conf
 from django_q.tasks import async_task
 
 from automations.actions import is_provisional, perform_action
@@ -34,6 +53,9 @@ LEASE_SECONDS = 660
 RUNNING_PREFIX = "Running since "
 HELD_REASON = "Held while the integration is {status}; runs when it is Active again."
 INTERNAL_ERROR = "Interrupted by an internal error"
+# A task drains due runs for at most this long, then hands the rest to a new task (well within
+# django-q2's 600 s task timeout).
+BATCH_SECONDS = 60
 
 
 # --- receiving -----------------------------------------------------------------------------
@@ -83,7 +105,6 @@ def receive_event_once(integration: Integration, payload: dict) -> tuple[Automat
     created = insert_unless_taken(run)
     if not created:  # the same event was delivered before (or at the same moment)
         run = AutomationRun.objects.get(integration=integration, event_key=key)
-    if not created:
         log.info("automation event %s for integration %s already received", key, integration.pk)
         return run, False
     if (
@@ -95,19 +116,40 @@ def receive_event_once(integration: Integration, payload: dict) -> tuple[Automat
 
 
 def enqueue(run: AutomationRun) -> None:
-    """Queue the run's contact (after the current transaction commits)."""
-    run_id = run.pk
+    """Queue the run's contact (after the current transaction commits), unless a task that
+    will take it is on its way already."""
+    run_id, integration_id = run.pk, run.integration_id
 
-    def _send() -> None:
-        # save=False: the AutomationRun and its outcomes are the record of a run, so a
-        # successful task leaves no django-q2 Task row (saving one costs the monitor an
-        # insert plus a pass over the saved successes to prune them, in a write transaction,
-        # for every event). A task that raises is still saved as failed.
-        async_task(
-            TASK, run_id, task_name=f"automation-run-{run_id}", group="automations", save=False
-        )
+    def _after_commit() -> None:
+        if not _taken_care_of(run_id, integration_id):
+            _send(run_id)
 
-    transaction.on_commit(_send)
+    transaction.on_commit(_after_commit)
+
+
+def _taken_care_of(run_id: int, integration_id: int) -> bool:
+    """Whether an older run of the integration waits that no task has taken yet.
+
+    The task that takes it (every such run has one, or is itself taken care of by an older
+    one) looks for due runs again after performing it and only stops when it finds none, so
+    it finds this run, committed before this look. Only runs received while the integration
+    was Active and never attempted count (an empty reason): not a held run nor one left
+    after an error, whose next task may be far off.
+    """
+    return AutomationRun.objects.filter(
+        integration_id=integration_id,
+        status=AutomationRun.Status.PENDING,
+        reason="",
+        pk__lt=run_id,
+    ).exists()
+
+
+def _send(run_id: int) -> None:
+    # save=False: the AutomationRun and its outcomes are the record of a run, so a
+    # successful task leaves no django-q2 Task row (saving one costs the monitor an
+    # insert plus a pass over the saved successes to prune them, in a write transaction,
+    # for every event). A task that raises is still saved as failed.
+    async_task(TASK, run_id, task_name=f"automation-run-{run_id}", group="automations", save=False)
 
 
 def release_held(integration: Integration) -> int:
@@ -129,12 +171,176 @@ def release_held(integration: Integration) -> int:
 
 
 # --- running -------------------------------------------------------------------------------
-def run_automations(run: AutomationRun | int) -> AutomationRun:
+def run_batch(run_id: int) -> AutomationRun:
+    """Perform a run's contact, then every contact whose runs are due, several side by side.
+
+    Each contact goes through `run_automations` (its runs in order, each under a lease), so a
+    contact another task is performing is left to it. Up to `AUTOMATION_BATCH` contacts are in
+    hand at once; each time one is finished the next due one is taken. The task carries on
+    until a look after the last one finds nothing due, which is what lets `enqueue` leave a
+    new run to a task already on its way (`_taken_care_of`); after `BATCH_SECONDS` it hands
+    what is left to a new task instead. An unexpected error in any contact is raised at the end
+    (the task fails and django-q2 delivers it again; the run it interrupted stays pending).
+    Returns the task's own run as it is now.
+    """
+    own = AutomationRun.objects.filter(pk=run_id).values_list("integration_id", "email").first()
+    if own is None:
+        raise AutomationRun.DoesNotExist(f"AutomationRun {run_id} does not exist")
+    integration_id = own[0]
+    stages: dict[int, list[dict]] = {}  # a pipeline's stages, read once per task
+    # Contacts not to take again: another worker performs their oldest run (and goes on
+    # through the newer ones), or an unexpected error stopped them (tried again when
+    # django-q2 delivers this failed task again, not at once in a loop).
+    left: set[str] = set()
+    errors: list[BaseException] = []
+    deadline = time.monotonic() + BATCH_SECONDS
+    result: AutomationRun | None = None
+    in_hand: dict[Future, tuple[int, str]] = {}
+
+    def take(pk: int, email: str) -> None:
+        in_hand[_start(lambda: run_automations(pk, stages=stages))] = (pk, email)
+
+    def take_due() -> None:
+        room = batch_size() - len(in_hand)
+        if room <= 0:
+            return
+        skip = left | {email for _, email in in_hand.values()}
+        due = _due_contacts(integration_id, skip, limit=room)
+        if due and time.monotonic() > deadline:
+            if not in_hand:
+                _send(due[0][0])  # a fresh task drains the rest
+            return
+        for pk, email in due:
+            take(pk, email)
+
+    take(run_id, own[1])
+    take_due()
+    while in_hand:
+        finished, _ = wait(list(in_hand), return_when=FIRST_COMPLETED)
+        for future in finished:
+            pk, email = in_hand.pop(future)
+            outcome = future.result()
+            if isinstance(outcome, BaseException):
+                errors.append(outcome)
+                left.add(email)
+                continue
+            if outcome.status == AutomationRun.Status.PENDING:
+                left.add(email)
+            if pk == run_id:
+                result = outcome
+        take_due()
+    if errors:
+        raise errors[0]
+    return result if result is not None else AutomationRun.objects.get(pk=run_id)
+
+
+def batch_size() -> int:
+    return max(1, int(getattr(settings, "AUTOMATION_BATCH", 8)))
+
+
+def _due_contacts(integration_id: int, skip: Iterable[str], limit: int) -> list[tuple[int, str]]:
+    """The oldest pending run of up to `limit` contacts nobody is performing: (pk, email)."""
+    if not Integration.objects.filter(pk=integration_id, status=Integration.Status.ACTIVE).exists():
+        return []
+    pending = (
+        AutomationRun.objects.filter(
+            integration_id=integration_id, status=AutomationRun.Status.PENDING
+        )
+        .exclude(email__in=list(skip))
+        .exclude(reason__startswith=RUNNING_PREFIX)
+        .order_by("received_at", "pk")
+        .values_list("pk", "email")
+    )
+    heads: dict[str, int] = {}
+    for pk, contact in pending[: limit * 4]:
+        heads.setdefault(contact, pk)
+        if len(heads) == limit:
+            break
+    return [(pk, email) for email, pk in heads.items()]
+
+
+T = TypeVar("T")
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _start(work: Callable[[], T]) -> Future:
+    """`work` in a thread of the pool when that is safe, else at once in this one; the
+    future holds its result or the `Exception` it raised."""
+    if _threads_allowed():
+        return _thread_pool().submit(_in_thread, work)
+    done: Future = Future()
+    done.set_result(_guarded(work))
+    return done
+
+
+def _threads_allowed() -> bool:
+    # Other threads have their own database connections: they cannot see the rows of an
+    # open transaction (a test's) nor join django-q2's sync mode, so both stay in this thread;
+    # so does an in-memory SQLite database (the tests'), whose shared cache refuses a second
+    # writer at once ("database table is locked") instead of waiting as a file does.
+    return (
+        not Conf.SYNC
+        and transaction.get_autocommit()
+        and not (connection.vendor == "sqlite" and connection.is_in_memory_db())
+    )
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None or _pool[0] != os.getpid():  # threads do not survive a fork
+        _pool = (os.getpid(), ThreadPoolExecutor(batch_size(), thread_name_prefix="automation"))
+    return _pool[1]
+
+
+def stop_threads() -> None:
+    """Let the batch threads end, closing their database connections (tests, shutdown)."""
+    global _pool
+    if _pool is None:
+        return
+    pool, _pool = _pool[1], None
+    threads = getattr(pool, "_max_workers", 1)
+    barrier = threading.Barrier(threads)
+
+    def close() -> None:
+        # One job per thread: each waits for the others, so every thread closes its own.
+        try:
+            barrier.wait(timeout=5)
+        except threading.BrokenBarrierError:
+            pass
+        connections.close_all()
+
+    for _ in range(threads):
+        pool.submit(close)
+    pool.shutdown(wait=True)
+
+
+def _in_thread(work: Callable[[], T]) -> T | BaseException:
+    # As Django does around a request: drop a connection past CONN_MAX_AGE or broken, keep
+    # a healthy persistent one for the thread's next contact.
+    close_old_connections()
+    try:
+        return _guarded(work)
+    finally:
+        close_old_connections()
+
+
+def _guarded(work: Callable[[], T]) -> T | BaseException:
+    try:
+        return work()
+    except Exception as exc:
+        log.exception("an automation run failed")
+        return exc
+
+
+def run_automations(
+    run: AutomationRun | int, stages: dict[int, list[dict]] | None = None
+) -> AutomationRun:
     """Perform a run's actions, after any older held run of the same contact, in order.
 
     Carries on through the contact's newer pending runs, so a task never leaves one behind.
     A run that another worker holds, or that must wait (integration not Active), is left
-    pending. Returns the run as it is now.
+    pending. `stages` caches pipelines' stages across the runs of a batch. Returns the run as
+    it is now.
     """
     run_id = run.pk if isinstance(run, AutomationRun) else int(run)
     contact = AutomationRun.objects.filter(pk=run_id).values_list("integration_id", "email")
@@ -144,7 +350,7 @@ def run_automations(run: AutomationRun | int) -> AutomationRun:
     done: dict[int, AutomationRun] = {}
     while True:
         head = _oldest_pending(*first, exclude=done)
-        if head is None or not _perform_run(head):
+        if head is None or not _perform_run(head, stages):
             break
         done[head.pk] = head
     if run_id in done:
@@ -165,7 +371,7 @@ def _oldest_pending(
     )
 
 
-def _perform_run(run: AutomationRun) -> bool:
+def _perform_run(run: AutomationRun, stages: dict[int, list[dict]] | None = None) -> bool:
     """Run one pending run to its end. False when it could not be taken (held or busy)."""
     integration = Integration.objects.select_related("pipedrive", "snovio").get(
         pk=run.integration_id
@@ -183,7 +389,7 @@ def _perform_run(run: AutomationRun) -> bool:
     if not _claim(run):
         return False
     try:
-        _execute(run, integration)
+        _execute(run, integration, stages)
     except BaseException as exc:
         # Unexpected (a bug, the database): leave the run pending so it runs again.
         _release(run, f"{INTERNAL_ERROR} ({exc.__class__.__name__}); runs again.")
@@ -265,13 +471,17 @@ def _no_scenario_reason(trigger: str | None) -> str:
     return f"No enabled action for “{label}”."
 
 
-def _execute(run: AutomationRun, integration: Integration) -> None:
+def _execute(
+    run: AutomationRun, integration: Integration, stages: dict[int, list[dict]] | None
+) -> None:
     actions = enabled_actions(integration, run.trigger)
     if not actions:
         _finish(run, AutomationRun.Status.NO_SCENARIO, _no_scenario_reason(run.trigger))
         return
     event = parse_event(run.payload)
     ctx = RunContext(integration=integration, run=run, event=event)
+    if stages is not None:
+        ctx.stages = stages
     try:
         not_synced = not_in_synced_list(ctx)
     except RemoteError as exc:

@@ -7,9 +7,10 @@ from automations.models import AutomationRun
 
 
 def run_contact_queue(run_id: int) -> str:
-    """Run an automation run (and the other held runs of its contact, in order)."""
+    """Run an automation run (and its contact's later runs, in order), and other due contacts
+    of the integration alongside it (`queue.run_batch`)."""
     try:
-        run = engine.run_automations(run_id)
+        run = engine.run_batch(run_id)
     except AutomationRun.DoesNotExist:
         return f"run {run_id} no longer exists"
     return f"run {run.pk}: {run.status}"

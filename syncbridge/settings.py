@@ -256,6 +256,9 @@ CACHES = {
     },
 }
 Q_CLUSTER["sync"] = env.bool("Q_SYNC", default=False)
+# An automation task also performs up to this many contacts whose runs are due, side by side in
+# threads (a run mostly waits on Pipedrive); each thread keeps its own database connection.
+AUTOMATION_BATCH = env.int("AUTOMATION_BATCH", default=8)
 
 LOGGING = {
     "version": 1,

@@ -9,8 +9,9 @@ costs); the webhook view is called through Django's test client and the runs are
 directly, one after the other, under cProfile. Prints per event: wall and CPU time (the
 calling thread's CPU apart from the sandbox thread's), the queries by shape, the remote calls
 by path, then the top functions. Knobs: PROF_N (events measured, after as many for warm-up;
-60), PROF_TOP (functions listed; 45), PROF_OFF=1 (no cProfile: clean timings), PROF_DIR (also
-dump `view.prof` and `worker.prof` there, for `python -m pstats`).
+60), PROF_TOP (functions listed; 45), PROF_OFF=1 (no cProfile: clean timings), PROF_LINKED=1
+(the prospects are linked to Pipedrive persons first, as after a transfer: no person search),
+PROF_DIR (also dump `view.prof` and `worker.prof` there, for `python -m pstats`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from django.test.utils import CaptureQueriesContext
 
 from automations import engine, services
 from automations.models import ActionKind, AutomationRun, Trigger
+from tests.bench.test_automation_latency import link_to_new_persons
 from tests.factories import launched_integration
 
 N = int(os.environ.get("PROF_N", 60))
@@ -102,6 +104,8 @@ def test_profile_one_event(http_sandbox, django_user_model, monkeypatch):
     )
     list_id = next(iter(sandbox.snovio.state["lists"]))
     prospects = sandbox.snovio.add_prospects(list_id, 2 * N, "prof")
+    if os.environ.get("PROF_LINKED"):
+        link_to_new_persons(integration, sandbox, prospects)
     sandbox.captured.clear()
     for prospect in prospects:
         sandbox.snovio.fire_campaign_event("email_sent", prospect["emails"][0]["email"], "Prof")

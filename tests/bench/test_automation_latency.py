@@ -10,8 +10,15 @@ figures. The set-up is the production one, on one machine:
   as the real services do;
 - the work runs in a real `manage.py qcluster` process on the embedded ORM broker.
 
-20 "Campaign email sent" events per second for ~10 s (each for a different prospect), with the
-seed's example chain: create a deal -> move it to a stage -> add an activity. For every event
+"Campaign email sent" events for ~10 s (each for a different prospect), with the seed's example
+chain: create a deal -> move it to a stage -> add an activity, in two cases:
+
+- `linked`, 20 events/s: the campaign's prospects are linked to Pipedrive persons already (a
+  campaign over a synced list after the transfer), so each run reaches its person by id;
+- `new`, 4.5 events/s: prospects nobody transferred, so each run must search Pipedrive for the
+  person by email before creating it, and Pipedrive allows 10 searches per 2 s (5/s) on every
+  plan: no rate above 5 new contacts per second can keep up, whatever SyncBridge does.
+ For every event
 it measures, from the delivery reaching the app (`AutomationRun.received_at`) and from the
 moment the sandbox fired it:
 - to the deal's creation (the sandbox's clock when it answered POST /api/v2/deals), and
@@ -21,7 +28,8 @@ the first to the last: below the offered rate means a queue built up), the remot
 event and the CPU each side spent per event. It stops by itself: a bounded number of events,
 a bounded wait for the queue to drain, loopback only.
 
-Knobs (environment): BENCH_RATE (20), BENCH_SECONDS (10), BENCH_WORKERS (the settings' worker
+Knobs (environment): BENCH_CONTACTS (both cases; `linked` or `new` for one), BENCH_RATE (the
+case's rate), BENCH_SECONDS (10), BENCH_WORKERS (the settings' worker
 count), BENCH_DRAIN_SECONDS (120), BENCH_DIRECTION (two_way), BENCH_PIPEDRIVE_BURST (480),
 BENCH_SQLITE_WAL=1 (switch the SQLite file to WAL first, when the settings do not; the journal
 mode in use is printed).
@@ -46,10 +54,17 @@ from django.db import connection
 
 from automations import services
 from automations.models import ActionKind, ActionOutcome, AutomationRun, Trigger
+from integrations.models import RecordLink
 from integrations.sandbox.core import remote_settings
+from integrations.sync.matching import normalise_email
 from tests.factories import launched_integration
 
-RATE = float(os.environ.get("BENCH_RATE", 20))  # events per second
+# Events per second for each case; 4.5 new contacts/s stays under Pipedrive's 5 searches/s.
+CASES = {"linked": 20.0, "new": 4.5}
+if os.environ.get("BENCH_CONTACTS"):
+    CASES = {os.environ["BENCH_CONTACTS"]: CASES[os.environ["BENCH_CONTACTS"]]}
+if os.environ.get("BENCH_RATE"):
+    CASES = {case: float(os.environ["BENCH_RATE"]) for case in CASES}
 SECONDS = float(os.environ.get("BENCH_SECONDS", 10))
 WORKERS = int(os.environ.get("BENCH_WORKERS", django_settings.Q_CLUSTER["workers"]))
 DRAIN_SECONDS = float(os.environ.get("BENCH_DRAIN_SECONDS", 120))
@@ -188,9 +203,11 @@ def report(label: str, values: list[float]) -> str:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_event_to_pipedrive_action_latency_at_20_events_per_second(
-    sandbox_http, qcluster, live_server, django_user_model
+@pytest.mark.parametrize("contacts", list(CASES))
+def test_event_to_pipedrive_action_latency(
+    contacts, sandbox_http, qcluster, live_server, django_user_model
 ):
+    rate = CASES[contacts]
     sandbox = sandbox_http
     user = django_user_model.objects.create_user("bench", "bench@example.com", "bench-pw-123")
     integration = launched_integration(user, sandbox, DIRECTION)
@@ -215,11 +232,12 @@ def test_event_to_pipedrive_action_latency_at_20_events_per_second(
         assert time.time() < deadline, "the Snov.io webhooks were never subscribed"
         time.sleep(0.2)
 
-    total = int(RATE * SECONDS)
+    total = int(rate * SECONDS)
     list_id = next(iter(sandbox.snovio.state["lists"]))
-    emails = [
-        p["emails"][0]["email"] for p in sandbox.snovio.add_prospects(list_id, total, "bench")
-    ]
+    prospects = sandbox.snovio.add_prospects(list_id, total, "bench")
+    emails = [p["emails"][0]["email"] for p in prospects]
+    if contacts == "linked":
+        link_to_new_persons(integration, sandbox, prospects)
 
     # When the sandbox answers POST /api/v2/deals, by deal id (the sandbox's own clock).
     deal_created: dict[int, float] = {}
@@ -260,10 +278,11 @@ def test_event_to_pipedrive_action_latency_at_20_events_per_second(
             cursor.execute("PRAGMA journal_mode")
             database += f" (journal mode {cursor.fetchone()[0]})"
     setup = (
-        f"{WORKERS} workers, database {database}, Pipedrive burst limit {BURST} per 2 s, "
+        f"{contacts} contacts, {WORKERS} workers, database {database}, "
+        f"Pipedrive burst limit {BURST} per 2 s, "
         f"direction {DIRECTION}, {os.cpu_count()} CPUs"
     )
-    print(f"firing {total} events at {RATE:g}/s for {SECONDS:g} s; {setup}")
+    print(f"firing {total} events at {rate:g}/s for {SECONDS:g} s; {setup}")
     app_cpu_start = time.process_time()
     worker_cpu_start = cpu_seconds(qcluster.pid)
     machine_cpu_start = machine_busy_seconds()
@@ -271,7 +290,7 @@ def test_event_to_pipedrive_action_latency_at_20_events_per_second(
     start = time.time()
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="fire") as pool:
         for i, email in enumerate(emails):
-            delay = start + i / RATE - time.time()
+            delay = start + i / rate - time.time()
             if delay > 0:
                 time.sleep(delay)
             pool.submit(fire, email)
@@ -354,6 +373,23 @@ def test_event_to_pipedrive_action_latency_at_20_events_per_second(
         f"p99 {percentile(to_done, 99) * 1000:.0f} ms\n"
         f"=== sustained throughput {throughput:.1f} events/s ({keeps_up})"
     )
+
+
+def link_to_new_persons(integration, sandbox, prospects: list[dict]) -> None:
+    """Each prospect gets a Pipedrive person and a link, as a transfer would have left them."""
+    links = []
+    for prospect in prospects:
+        email = prospect["emails"][0]["email"]
+        (person_id,) = sandbox.pipedrive.add_persons(1, name=prospect["name"], email=email)
+        links.append(
+            RecordLink(
+                integration=integration,
+                email=normalise_email(email),
+                snovio_prospect_id=str(prospect["id"]),
+                pipedrive_person_id=person_id,
+            )
+        )
+    RecordLink.objects.bulk_create(links)
 
 
 def _per_event(counts: Counter, total: int) -> str:
