@@ -2,10 +2,11 @@
 
 Each trial is seeded (the seed is in the test id and every failure message): a direction, and
 one to three kill points among everything the worker does that matters: each remote call
-(before it is sent, or after it was answered, when the answer dies with the worker) and each
-history event written. Nothing in the transfer catches the kill, as nothing in a real worker
-survives it; the run is then left to the watch django-q2 would fire. Time is simulated: the
-clock jumps to when the scheduler (which looks every 30 s) would fire the watch at the latest.
+(before it is sent, or after it was answered, when the answer dies with the worker), each
+history event written on its own and each page's links and events written together. Nothing
+in the transfer catches the kill, as nothing in a real worker survives it; the run is then left
+to the watch django-q2 would fire. Time is simulated: the clock jumps to when the scheduler
+(which looks every 30 s) would fire the watch at the latest.
 
 `make soak` runs many more trials: CRASH_TRIALS=50 (and CRASH_SEED=first seed).
 """
@@ -23,7 +24,7 @@ from django_q.models import Schedule
 from integrations import tasks
 from integrations.http import HttpClient
 from integrations.models import Integration, SyncRun
-from integrations.sync import runs
+from integrations.sync import runs, transfer
 from integrations.sync.context import SyncContext
 from tests.factories import connected_integration, fast_limits  # noqa: F401
 from tests.integrations.exactly_once import (
@@ -77,7 +78,7 @@ def clock(monkeypatch) -> Clock:
 
 
 def install(killer: Killer, monkeypatch) -> None:
-    send, event = HttpClient.request, SyncContext.event
+    send, event, page = HttpClient.request, SyncContext.event, transfer._Transfer.write_page
 
     def request(self, method, url, **kwargs):
         killer.tick(f"before {method} {url}")
@@ -90,8 +91,13 @@ def install(killer: Killer, monkeypatch) -> None:
         killer.tick("after an event")
         return written
 
+    def page_written(self):
+        page(self)
+        killer.tick("after a page's links and events")
+
     monkeypatch.setattr(HttpClient, "request", request)
     monkeypatch.setattr(SyncContext, "event", logged)
+    monkeypatch.setattr(transfer._Transfer, "write_page", page_written)
 
 
 def fire_the_watch(run: SyncRun, clock: Clock, killed_at: datetime, latencies: list) -> None:
