@@ -341,24 +341,24 @@ class SyncContext:
         else:
             marker, fields = threeway.CREATING_SNOVIO, self.spec.snovio_fields
         sent = {marker: {f: values.get(f) for f in fields}}
-        if self.held is not None and intent is not None:
-            sent[INTENT] = {**intent, "run": self.held.run_id}
         held = self.held.links.get(key) if self.held else None
         if held is not None:  # saved earlier on this page, not written yet: write it now
-            held.base = sanitize.json_safe({**(held.base or {}), **sent})
+            held.base = self._with_intent({**(held.base or {}), **sent}, intent)
             self.held.write_one(held)
             return
         try:  # the usual case, a new contact: one INSERT, not a look-up, an INSERT and an UPDATE
             with transaction.atomic():
                 link = RecordLink.objects.create(
-                    integration=self.integration, email=key, base=sanitize.json_safe(sent)
+                    integration=self.integration,
+                    email=key,
+                    base=self._with_intent(sent, intent),
                 )
         except IntegrityError:  # the contact has a link already (an earlier skip, a resume)
             link = RecordLink.objects.get(integration=self.integration, email=key)
-            link.base = sanitize.json_safe({**(link.base or {}), **sent})
+            link.base = self._with_intent({**(link.base or {}), **sent}, intent)
             link.save(update_fields=["base", "updated_at"])
-        if self.held is not None:
-            self.held.known(link)  # `save_link` after the create needs no look-up
+        if self.held is not None:  # `save_link` after the create needs no look-up
+            self.held.known_by_key[key] = link
 
     def note_updating(self, key: str, intent: dict) -> None:
         """Before an update in a transfer page: its outcome, written at once (the link itself
@@ -374,10 +374,19 @@ class SyncContext:
         if link is None:
             link = RecordLink(integration=self.integration, email=key)
             held.add(link, new=True)
-        link.base = sanitize.json_safe(
-            {**(link.base or {}), INTENT: {**intent, "run": held.run_id}}
-        )
+        link.base = self._with_intent(link.base or {}, intent)
         held.write_one(link)
+
+    def _with_intent(self, base: dict, intent: dict | None) -> dict:
+        """`base` with the intent of a transfer page's write. An intent of the same run and
+        record stays: the worker that left it died after (maybe) making its write, which
+        this one only repeats; the outcome to report is the first one."""
+        if self.held is None or intent is None:
+            return sanitize.json_safe(base)
+        old = base.get(INTENT) or {}
+        if old.get("run") != self.held.run_id or old.get("record") != intent.get("record"):
+            base = {**base, INTENT: {**intent, "run": self.held.run_id}}
+        return sanitize.json_safe(base)
 
     def base_of(self, base: dict | None, snovio_values: dict | None, person: dict | None) -> dict:
         """A link's base with the sides given replaced by their current values."""

@@ -33,7 +33,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -275,13 +275,23 @@ def _as_json(value: Any) -> Any:
 
 @contextmanager
 def _savepoint_if_in_transaction() -> Iterator[None]:
-    """Inside a transaction a failed statement poisons the rest: isolate it in a savepoint.
+    """Inside a transaction a failed statement poisons the rest: isolate it in a savepoint,
+    rolled back on an error. A worker dying (a BaseException) leaves what it wrote, as a
+    worker in autocommit would: an intent written before a remote write stays.
 
     Outside one (a worker in autocommit) each statement stands alone, and a transaction
     around a record's remote writes would hide its echo fingerprints from the webhooks.
     """
-    with transaction.atomic() if connection.in_atomic_block else nullcontext():
+    if not connection.in_atomic_block:
         yield
+        return
+    savepoint = transaction.savepoint()
+    try:
+        yield
+    except Exception:
+        transaction.savepoint_rollback(savepoint)
+        raise
+    transaction.savepoint_commit(savepoint)
 
 
 class _Transfer:
