@@ -45,7 +45,7 @@ Outcome = SyncEvent.Outcome
 # In a link's base while a transfer page is not written yet: the outcome a remote write of
 # the run will have (`note_creating`, `note_updating`), written before the write. A worker
 # that dies before the page is written leaves it, and the resumed run reports that outcome
-# for a record it then finds already written (`transfer._Transfer._as_intended`).
+# for a record it then finds written, or only repeats (`RecordResult.intended`).
 INTENT = "transfer_intent"
 
 
