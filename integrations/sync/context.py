@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from integrations import fieldspec as fs
@@ -43,6 +45,11 @@ log = logging.getLogger(__name__)
 TO_PIPEDRIVE = SyncRun.Direction.TO_PIPEDRIVE
 TO_SNOVIO = SyncRun.Direction.TO_SNOVIO
 Outcome = SyncEvent.Outcome
+# In a link's base while a transfer page is not written yet: the outcome a remote write of
+# the run will have (`note_creating`, `note_updating`), written before the write. A worker
+# that dies before the page is written leaves it, and the resumed run reports that outcome
+# for a record it then finds written, or only repeats (`RecordResult.intended`).
+INTENT = "transfer_intent"
 
 
 def pairs_for(integration: Integration) -> list[Pair]:
@@ -224,6 +231,7 @@ class SyncContext:
             self.spec.pairs = [p for p in self.spec.pairs if p.pipedrive != "org_id"]
         self.spec.org_names = self.orgs.names
         self.second_key = second_key_of(integration)
+        self.held: HeldLinks | None = None  # links saved but not yet written (`hold_links`)
 
     # --- API call accounting --------------------------------------------------------------
     @property
@@ -256,17 +264,41 @@ class SyncContext:
         prospect_id: str = "",
     ) -> RecordLink | None:
         links = RecordLink.objects.filter(integration=self.integration)
+        held = self.held
         if person_id:
-            found = links.filter(pipedrive_person_id=person_id).first()
+            found = held and held.by_person.get(int(person_id))
+            found = found or links.filter(pipedrive_person_id=person_id).first()
             if found:
-                return found
+                return held.known(found) if held else found
         if prospect_id:
-            found = links.filter(snovio_prospect_id=str(prospect_id)).first()
+            found = held and held.by_prospect.get(str(prospect_id))
+            found = found or links.filter(snovio_prospect_id=str(prospect_id)).first()
             if found:
-                return found
+                return held.known(found) if held else found
         if email:
-            return links.filter(email=normalise_email(email)).first()
+            key = normalise_email(email)
+            found = held and held.links.get(key)
+            found = found or links.filter(email=key).first()
+            return held.known(found) if held and found else found
         return None
+
+    # A transfer page's links are written together (`hold_links` ... `write_held_links`):
+    # a created record costs one write of its own (the intent, `note_creating`) instead of
+    # three. Until they are written the held links answer `link_for`.
+    def hold_links(self, run_id: int) -> None:
+        """From now on `save_link` keeps links in memory until `write_held_links`; a remote
+        write of run `run_id` is preceded by its intent (`note_creating`, `note_updating`)."""
+        self.held = HeldLinks(run_id)
+
+    def write_held_links(self) -> None:
+        """Write the held links (a few statements, whatever their number); they stay held
+        until `release_links`, so that a transaction rolled back around this can retry it."""
+        if self.held is not None:
+            self.held.write(self.integration)
+
+    def release_links(self) -> None:
+        """Back to writing each link at once (the held ones are forgotten: write them first)."""
+        self.held = None
 
     def save_link(
         self,
@@ -285,15 +317,31 @@ class SyncContext:
         `person` the Pipedrive person as it stands; a side not given keeps its base.
         `match_key` is the contact's tagged second-key value, when known.
         """
-        link, created = RecordLink.objects.get_or_create(integration=self.integration, email=key)
+        # A contact without an email cannot be found again by email after a crash: its link
+        # (the only record of the contact it was paired with) is written at once.
+        held = self.held if "@" in key else None
+        if held is not None:
+            link = held.links.get(key) or held.known_by_key.get(key)
+            if link is None:
+                link = RecordLink.objects.filter(integration=self.integration, email=key).first()
+            created = link is None
+            link = link or RecordLink(integration=self.integration, email=key)
+        else:
+            link, created = RecordLink.objects.get_or_create(
+                integration=self.integration, email=key
+            )
         if created and "@" in key or person_id and prospect_id and not link.pipedrive_person_id:
             # A contact that gained an email, or a contact without one matched by the second
             # key, leaves its placeholder links (skip or no-email) behind.
             placeholders = [f"pipedrive:{person_id}"] if person_id else []
             placeholders += [f"snovio:{prospect_id}"] if prospect_id else []
-            RecordLink.objects.filter(
-                integration=self.integration, email__in=[p for p in placeholders if p != key]
-            ).delete()
+            placeholders = [p for p in placeholders if p != key]
+            if held is not None:
+                held.placeholders.update(placeholders)
+            else:
+                RecordLink.objects.filter(
+                    integration=self.integration, email__in=placeholders
+                ).delete()
         if person_id:
             link.pipedrive_person_id = int(person_id)
         if prospect_id:
@@ -301,31 +349,74 @@ class SyncContext:
         if match_key:
             link.match_key = match_key[:300]
         link.base = self.base_of(link.base, snovio_values, person)
-        link.save()
+        if held is not None:
+            held.add(link, new=created)
+        else:
+            link.save()
         return link
 
-    def note_creating(self, key: str, side: str, values: dict) -> None:
+    def note_creating(self, key: str, side: str, values: dict, intent: dict | None = None) -> None:
         """Before a create: the values sent, so that a worker dying before the create is
-        recorded leaves a contact that is recognised as SyncBridge's own, not a user's."""
+        recorded leaves a contact that is recognised as SyncBridge's own, not a user's.
+        In a transfer page, with the outcome the create will have (`intent`)."""
         if side == threeway.PIPEDRIVE:
             marker, fields = threeway.CREATING_PIPEDRIVE, self.spec.pipedrive_fields
         else:
             marker, fields = threeway.CREATING_SNOVIO, self.spec.snovio_fields
         sent = {marker: {f: values.get(f) for f in fields}}
-        try:  # the usual case, a new contact: one INSERT, not a look-up, an INSERT and an UPDATE
-            with transaction.atomic():
-                RecordLink.objects.create(
-                    integration=self.integration, email=key, base=sanitize.json_safe(sent)
-                )
+        held = self.held.links.get(key) if self.held else None
+        if held is not None:  # saved earlier on this page, not written yet: write it now
+            held.base = self._with_intent({**(held.base or {}), **sent}, intent)
+            self.held.write_one(held)
             return
+        try:  # the usual case, a new contact: one INSERT, not a look-up, an INSERT and an UPDATE
+            # A savepoint only inside a transaction (a refused INSERT poisons it); a worker in
+            # autocommit saves a BEGIN and a COMMIT round trip per created record (profiled).
+            with transaction.atomic() if connection.in_atomic_block else nullcontext():
+                link = RecordLink.objects.create(
+                    integration=self.integration,
+                    email=key,
+                    base=self._with_intent(sent, intent),
+                )
         except IntegrityError:  # the contact has a link already (an earlier skip, a resume)
             link = RecordLink.objects.get(integration=self.integration, email=key)
-        link.base = sanitize.json_safe({**(link.base or {}), **sent})
-        link.save(update_fields=["base", "updated_at"])
+            link.base = self._with_intent({**(link.base or {}), **sent}, intent)
+            link.save(update_fields=["base", "updated_at"])
+        if self.held is not None:  # `save_link` after the create needs no look-up
+            self.held.known_by_key[key] = link
+
+    def note_updating(self, key: str, intent: dict) -> None:
+        """Before an update in a transfer page: its outcome, written at once (the link itself
+        is written with the page). Outside a transfer page the link is written after the
+        update, before anything else happens: nothing to note."""
+        held = self.held
+        if held is None:
+            return
+        link = held.links.get(key) or held.known_by_key.get(key)
+        if link is None:
+            link = RecordLink.objects.filter(integration=self.integration, email=key).first()
+            link = held.known(link) if link else None
+        if link is None:
+            link = RecordLink(integration=self.integration, email=key)
+            held.add(link, new=True)
+        link.base = self._with_intent(link.base or {}, intent)
+        held.write_one(link)
+
+    def _with_intent(self, base: dict, intent: dict | None) -> dict:
+        """`base` with the intent of a transfer page's write. An intent of the same run and
+        record stays: the worker that left it died after (maybe) making its write, which
+        this one only repeats; the outcome to report is the first one."""
+        if self.held is None or intent is None:
+            return sanitize.json_safe(base)
+        old = base.get(INTENT) or {}
+        if old.get("run") != self.held.run_id or old.get("record") != intent.get("record"):
+            base = {**base, INTENT: {**intent, "run": self.held.run_id}}
+        return sanitize.json_safe(base)
 
     def base_of(self, base: dict | None, snovio_values: dict | None, person: dict | None) -> dict:
         """A link's base with the sides given replaced by their current values."""
         base = dict(base or {})
+        base.pop(INTENT, None)  # the write it announced is done and recorded
         if person is not None:
             self.person_org_name(person)
             base[threeway.PIPEDRIVE] = mapping.pipedrive_values(person, self.spec)
@@ -368,8 +459,35 @@ class SyncContext:
         reason: str = "",
         changes: dict | None = None,
         run: SyncRun | None = None,
+        at: datetime | None = None,
     ) -> SyncEvent:
-        return SyncEvent.objects.create(
+        event = self.new_event(
+            direction,
+            outcome,
+            email=email,
+            record_id=record_id,
+            reason=reason,
+            changes=changes,
+            run=run,
+            at=at,
+        )
+        event.save(force_insert=True)
+        return event
+
+    def new_event(
+        self,
+        direction: str,
+        outcome: str,
+        *,
+        email: str = "",
+        record_id: Any = "",
+        reason: str = "",
+        changes: dict | None = None,
+        run: SyncRun | None = None,
+        at: datetime | None = None,
+    ) -> SyncEvent:
+        """An event, not saved yet."""
+        return SyncEvent(
             integration=self.integration,
             run=run,
             direction=direction,
@@ -378,7 +496,7 @@ class SyncContext:
             outcome=outcome,
             reason=sanitize.json_safe(reason)[:2000],
             changes=sanitize.json_safe(changes or {}),
-            at=timezone.now(),
+            at=at or timezone.now(),
         )
 
     # --- Snov.io lists ----------------------------------------------------------------------
@@ -395,6 +513,64 @@ class SyncContext:
             return [str(x["id"]) for x in lists if x.get("name") != DELETED_IN_PIPEDRIVE_LIST]
         chosen = {s.list_id for s in self.integration.list_selections.all()}
         return [list_id for list_id in live if list_id in chosen]
+
+
+class HeldLinks:
+    """Links saved during one transfer page and not written yet, and the links already read
+    on the page (so that saving one again costs no look-up)."""
+
+    FIELDS = ("snovio_prospect_id", "pipedrive_person_id", "match_key", "base", "updated_at")
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.links: dict[str, RecordLink] = {}  # by key (email), to be written
+        self.new: set[str] = set()  # keys of the links with no row yet
+        self.placeholders: set[str] = set()  # keys of placeholder links to delete
+        self.by_person: dict[int, RecordLink] = {}
+        self.by_prospect: dict[str, RecordLink] = {}
+        self.known_by_key: dict[str, RecordLink] = {}
+
+    def known(self, link: RecordLink) -> RecordLink:
+        """The held version of a link read from the database (it is newer), else the link."""
+        held = self.links.get(link.email)
+        if held is not None:
+            return held
+        self.known_by_key.setdefault(link.email, link)
+        return self.known_by_key[link.email]
+
+    def add(self, link: RecordLink, new: bool) -> None:
+        if new or link.email in self.new:
+            self.new.add(link.email)
+        self.links[link.email] = link
+        self.known_by_key.pop(link.email, None)
+        if link.pipedrive_person_id:
+            self.by_person[int(link.pipedrive_person_id)] = link
+        if link.snovio_prospect_id:
+            self.by_prospect[str(link.snovio_prospect_id)] = link
+
+    def write_one(self, link: RecordLink) -> None:
+        """Write one link now (a held one stays held: later saves on the page update it)."""
+        if link.email in self.new:
+            link.pk, link._state.adding = None, True
+        link.save()
+        self.new.discard(link.email)
+
+    def write(self, integration: Integration) -> None:
+        """At most three statements: delete the placeholders, insert the new, update the rest."""
+        now = timezone.now()
+        for link in self.links.values():
+            link.updated_at = now
+        gone = self.placeholders - set(self.links)
+        if gone:
+            RecordLink.objects.filter(integration=integration, email__in=gone).delete()
+        new = [self.links[key] for key in self.new]
+        for link in new:  # no id from an insert a rolled-back transaction undid
+            link.pk = None
+            link._state.adding = True
+        RecordLink.objects.bulk_create(new)
+        old = [link for key, link in self.links.items() if key not in self.new]
+        if old:
+            RecordLink.objects.bulk_update(old, self.FIELDS)
 
 
 def link_key(email: str, prospect_id: Any = None) -> str:

@@ -88,15 +88,48 @@ class RecordResult:
         return text
 
     def log(self, ctx: SyncContext, direction: str, run=None) -> SyncEvent:
-        return ctx.event(
-            direction,
-            self.outcome,
-            email=self.email,
-            record_id=self.record_id,
-            reason=self.describe(ctx.spec.labels),
-            changes=self.changes(ctx.spec.labels),
-            run=run,
+        return ctx.event(direction, self.outcome, **self._event_fields(ctx), run=run)
+
+    def event(self, ctx: SyncContext, direction: str, run=None, at=None) -> SyncEvent:
+        """The event, not saved yet (a transfer writes a page's events together)."""
+        return ctx.new_event(direction, self.outcome, **self._event_fields(ctx), run=run, at=at)
+
+    def intent(self) -> dict[str, Any]:
+        """What this result will be once its remote write is done, JSON-able (`INTENT`)."""
+        merge = self.merge
+        return {
+            "record": self.record_id,
+            "outcome": self.outcome,
+            "target_id": self.target_id,
+            "created_values": self.created_values,
+            "merge": merge
+            and {"changes": merge.changes, "diffs": merge.diffs, "conflicts": merge.conflicts},
+            "problems": self.problems,
+        }
+
+    @classmethod
+    def intended(cls, intent: Mapping[str, Any], now: RecordResult) -> RecordResult:
+        """The result an `intent` announced, for a record found already written (`now`)."""
+        merge = intent.get("merge")
+        return cls(
+            intent["outcome"],
+            email=now.email,
+            record_id=now.record_id,
+            target_id=intent.get("target_id") or now.target_id,
+            merge=conflicts.Merge(**merge) if merge else None,
+            created_values=intent.get("created_values"),
+            problems=list(intent.get("problems") or []),
+            record=now.record,
         )
+
+    def _event_fields(self, ctx: SyncContext) -> dict[str, Any]:
+        labels = ctx.spec.labels
+        return {
+            "email": self.email,
+            "record_id": self.record_id,
+            "reason": self.describe(labels),
+            "changes": self.changes(labels),
+        }
 
 
 def conflict_text(found: Mapping[str, dict], labels: Mapping[str, str] | None) -> str:
@@ -165,7 +198,7 @@ def prospect_to_pipedrive(
         if match_key and second:  # the new person carries the key, so it is found by it later
             custom = payload.setdefault("custom_fields", {})
             custom.setdefault(second.pipedrive_field, second.prospect_value(prospect))
-        ctx.note_creating(key, threeway.PIPEDRIVE, values)
+        ctx.note_creating(key, threeway.PIPEDRIVE, values, result.intent())
         created = _create_person(ctx, payload, email)
         result.target_id, result.record = str(created["id"]), created
         ctx.save_link(
@@ -209,6 +242,7 @@ def prospect_to_pipedrive(
     result.problems += problems
     if dry_run:
         return result
+    ctx.note_updating(key, result.intent())
     result.record = ctx.pipedrive.update_person(person["id"], payload)
     ctx.save_link(
         key,
@@ -322,7 +356,7 @@ def person_to_snovio(
         if dry_run:
             return result
         # A new prospect's email arrives unverified (Snov.io marks API-added emails so).
-        ctx.note_creating(email, threeway.SNOVIO, values)
+        ctx.note_creating(email, threeway.SNOVIO, values, result.intent())
         payload = mapping.prospect_payload(values, email)
         if match_key and second:  # the new prospect carries the key, so it is found by it later
             payload["socialLinks"] = {"linkedIn": second.person_value(person)}
@@ -376,6 +410,7 @@ def person_to_snovio(
     result.outcome = Outcome.UPDATED
     if dry_run:
         return result
+    ctx.note_updating(key, result.intent())
     ctx.snovio.add_prospect_to_list(
         spec.target_list_id,
         mapping.prospect_payload(merged.changes, match_email, full=False),

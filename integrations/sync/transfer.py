@@ -7,9 +7,13 @@
    (`sanitize`: a record the database or the remote cannot take is refused with the reason),
    then created, updated (only the fields that differ; the source app wins every conflict) or
    left unchanged, and gets one SyncEvent on the run saying what happened and why.
-3. After every page the checkpoint (a `Checkpoint`: where to go on) and the counts (recounted
-   from the run's events) are saved. A worker that dies mid-way leaves a resumable run:
-   `transfer(run)` again skips the records that already have an event and carries on.
+3. After every page its links and events are written together, in one transaction of a few
+   statements (`_write_page`), then the checkpoint (a `Checkpoint`: where to go on) and the
+   counts. Before each create only its intent is written (`SyncContext.note_creating`), so a
+   created record costs one write of its own. A worker that dies mid-way leaves a resumable
+   run: `transfer(run)` again skips the records that already have an event and carries on;
+   a record of the page it died in is listed on the receiving side by then and matched by
+   email (never created twice), and its intent says SyncBridge made it.
 
 Exactly once: a run is executed only under its lock (`locks.run_lock`) and its lease
 (`locks.RunLease`, renewed every few seconds while the worker lives). A second worker given the
@@ -25,10 +29,11 @@ the status alone; its events and `preview` rows say what would happen.
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -39,9 +44,9 @@ from django.utils import timezone
 
 from integrations.http import AuthError, RateLimited, RemoteError
 from integrations.lifecycle import set_status
-from integrations.models import Integration, Provider, SyncEvent, SyncRun
+from integrations.models import Integration, Provider, RecordLink, SyncEvent, SyncRun
 from integrations.sync import locks, mapping, sanitize
-from integrations.sync.context import TO_PIPEDRIVE, SyncContext
+from integrations.sync.context import INTENT, TO_PIPEDRIVE, SyncContext
 from integrations.sync.matching import PackedIndex
 from integrations.sync.records import RecordResult, person_to_snovio, prospect_to_pipedrive
 from integrations.sync.second_key import TransferKeys
@@ -147,6 +152,7 @@ def _execute(run, lease, budget, page_size, after_page, ctx) -> Slice:
                 run.started_by,
                 f"Transfer #{run.pk} is running",
             )
+    resumed = run.started_at is not None  # a worker went before: it may have died mid-page
     run.started_at = run.started_at or timezone.now()
     run.error = ""
     run.checkpoint = checkpoint.to_json()
@@ -157,7 +163,7 @@ def _execute(run, lease, budget, page_size, after_page, ctx) -> Slice:
         ctx = ctx or SyncContext(integration)
         size = checkpoint.page_size or page_size or PAGE_SIZE[run.direction]
         checkpoint.page_size = size
-        job = _Transfer(run, ctx, checkpoint, after_page, lease, deadline)
+        job = _Transfer(run, ctx, checkpoint, after_page, lease, deadline, resumed)
         finished = job.execute()
     except locks.LeaseLost:
         raise
@@ -178,6 +184,10 @@ def _execute(run, lease, budget, page_size, after_page, ctx) -> Slice:
 
 def _fail(run: SyncRun, integration: Integration, exc: Exception, job: _Transfer | None) -> None:
     if job is not None:
+        try:  # what the page did before the failure
+            job.write_page()
+        except DatabaseError:
+            log.exception("transfer %s: the page's links and events were not written", run.pk)
         job.save_counts()
     run.status = SyncRun.Status.FAILED
     run.error = sanitize.strip_control(_error_text(exc))
@@ -247,15 +257,43 @@ def _stored_forms(values: Iterable[str]) -> dict[str, list[str]]:
     return forms
 
 
+def _repeats(result: RecordResult, intent: Mapping[str, Any]) -> bool:
+    """Whether `result` wrote nothing but (part of) what `intent` announced. A field Snov.io
+    never returns cannot show that a write was made: such a write is simply made again."""
+    if result.outcome not in (Outcome.UNCHANGED, Outcome.UPDATED, Outcome.CREATED):
+        return False
+    written = result.created_values if result.outcome == Outcome.CREATED else None
+    written = written or (result.merge.changes if result.merge else {})
+    announced = (intent.get("merge") or {}).get("changes") or intent.get("created_values") or {}
+    return all(
+        key in announced and _as_json(value) == _as_json(announced[key])
+        for key, value in written.items()
+    )
+
+
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(sanitize.json_safe(value), default=str))
+
+
 @contextmanager
 def _savepoint_if_in_transaction() -> Iterator[None]:
-    """Inside a transaction a failed statement poisons the rest: isolate it in a savepoint.
+    """Inside a transaction a failed statement poisons the rest: isolate it in a savepoint,
+    rolled back on an error. A worker dying (a BaseException) leaves what it wrote, as a
+    worker in autocommit would: an intent written before a remote write stays.
 
     Outside one (a worker in autocommit) each statement stands alone, and a transaction
     around a record's remote writes would hide its echo fingerprints from the webhooks.
     """
-    with transaction.atomic() if connection.in_atomic_block else nullcontext():
+    if not connection.in_atomic_block:
         yield
+        return
+    savepoint = transaction.savepoint()
+    try:
+        yield
+    except Exception:
+        transaction.savepoint_rollback(savepoint)
+        raise
+    transaction.savepoint_commit(savepoint)
 
 
 class _Transfer:
@@ -267,6 +305,7 @@ class _Transfer:
         after_page: Hook | None,
         lease: locks.RunLease,
         deadline: float | None,
+        resumed: bool = False,
     ):
         self.run = run
         self.ctx = ctx
@@ -284,6 +323,12 @@ class _Transfer:
         # events one page at a time, so nothing is kept per record across the run.
         self.done: set[str] = set()
         self.emails: dict[str, str] = {}
+        # The page's outcomes and when each happened: their events are not written yet.
+        self.held: list[tuple[RecordResult, datetime]] = []
+        # The first page of a resumed run may be the one a worker died in: the intents its
+        # remote writes left (`context.INTENT`), by sending record id.
+        self.check_intents = resumed
+        self.intents: dict[str, dict] = {}
         # The counts, read once (a resumed run goes on from its events) and then kept current.
         self.counts: dict[str, int] = dict(
             run.events.values_list("outcome").annotate(n=Count("id")).order_by()
@@ -438,7 +483,7 @@ class _Transfer:
         if match is not None and found is None:  # created in this run: its list row, by id
             found = {"id": match.record_id, "emails": [{"email": match.email}]}
         result = self._apply(person_to_snovio, person, found, record_id, emails[:1], cleaned.notes)
-        if result and result.outcome == Outcome.CREATED and result.target_id:
+        if result and result.outcome == Outcome.CREATED and result.target_id and match is None:
             key = self.keys.second.of_person(person) if self.keys else ""
             index.add_id([result.email, key], result.target_id)
         elif result and result.record and match is not None:
@@ -447,6 +492,10 @@ class _Transfer:
     def _start_page(self, records: list[dict], emails_of: Callable[[dict], list[str]]) -> None:
         """Which of the page's records, and which of its emails, this run already moved."""
         self.done, self.emails = set(), {}
+        if not self.run.dry_run:
+            self.ctx.hold_links(self.run.pk)
+        self.intents = self._intents_left(records) if self.check_intents else {}
+        self.check_intents = False
         # Events hold ids and emails as the database could store them: look those up.
         ids = _stored_forms(str(r.get("id") or "") for r in records)
         emails = _stored_forms(e for r in records for e in emails_of(r)[:1] if e)
@@ -458,6 +507,16 @@ class _Transfer:
             self.done.update(raw_ids)
             for raw_email in emails.get(email, []):
                 self.emails.setdefault(raw_email, raw_ids[0])
+
+    def _intents_left(self, records: list[dict]) -> dict[str, dict]:
+        """The intents a worker that died on this page left for its records (one query)."""
+        ids = [str(r.get("id") or "") for r in records]
+        found = RecordLink.objects.filter(
+            integration=self.run.integration_id,
+            **{f"base__{INTENT}__run": self.run.pk, f"base__{INTENT}__record__in": ids},
+        )
+        intents = (link.base[INTENT] for link in found.only("base"))
+        return {str(intent["record"]): intent for intent in intents}
 
     # --- one record -------------------------------------------------------------------------
     def _refuse(self, record_id: str, email: str, reason: str) -> None:
@@ -481,6 +540,11 @@ class _Transfer:
             )
         else:
             result = self._move(move, record, found, record_id, email)
+            intent = self.intents.pop(record_id, None)
+            if intent and _repeats(result, intent):
+                # The worker that died announced this write: report it as that worker would
+                # have, whether its write was made (nothing is left to do) or not (made now).
+                result = RecordResult.intended(intent, result)
         result.problems = [*result.problems, *notes]
         self._log(result)
         self.done.add(record_id)
@@ -515,15 +579,37 @@ class _Transfer:
         return RecordResult(Outcome.FAILED, email=email, record_id=record_id, reason=reason)
 
     def _log(self, result: RecordResult) -> None:
-        """Record the event and count it; a database refusing its details never stops the run."""
-        if self._store_event(result):
+        """Keep the outcome: its event is written with the page's (`write_page`)."""
+        self.held.append((result, timezone.now()))
+
+    def write_page(self) -> None:
+        """The page's links and events in one transaction (a few statements), then counted.
+
+        A database refusing one event's details never stops the run: the links are written
+        alone and each event on its own, made storable when refused (`_store_event`).
+        """
+        held, direction = self.held, self.run.direction
+        events = [r.event(self.ctx, direction, run=self.run, at=at) for r, at in held]
+        try:
+            with transaction.atomic():
+                self.ctx.write_held_links()
+                SyncEvent.objects.bulk_create(events)
+            stored = [r for r, _ in held]
+        except DatabaseError as exc:
+            log.warning("transfer %s: the page's events were refused at once: %s", self.run.pk, exc)
+            with transaction.atomic():
+                self.ctx.write_held_links()
+            stored = [r for r, at in held if self._store_event(r, at)]
+        self.ctx.release_links()
+        self.held = []
+        for result in stored:
             self.counts[result.outcome] = self.counts.get(result.outcome, 0) + 1
             self.conflict_count += bool(result.conflict)
 
-    def _store_event(self, result: RecordResult) -> bool:
+    def _store_event(self, result: RecordResult, at: datetime) -> bool:
         try:
             with transaction.atomic():
-                result.log(self.ctx, self.run.direction, run=self.run)
+                result.event(self.ctx, self.run.direction, run=self.run, at=at).save()
             return True
         except DatabaseError as exc:
             log.warning("transfer %s: event for %s refused: %s", self.run.pk, result.record_id, exc)
@@ -538,6 +624,7 @@ class _Transfer:
                     reason=sanitize.json_safe(result.describe(labels)),
                     changes=sanitize.json_safe(result.changes(labels)),
                     run=self.run,
+                    at=at,
                 )
             return True
         except DatabaseError:
@@ -578,6 +665,7 @@ class _Transfer:
         )
 
     def checkpoint_page(self) -> None:
+        self.write_page()
         self.save_counts()
         if self.after_page:
             self.after_page(self.run)

@@ -14,7 +14,11 @@ Per direction and size it measures:
   60/min takes hours; a window tells the same share.
 BENCH_SCALE_RECEIVING (0) puts that many records per record sent on the receiving side first
 (other emails: listed and indexed, never matched), so that peak RSS shows the cost of indexing
-the receiving side; BENCH_SCALE_LIMITED_SECONDS=0 skips the limits-on window.
+the receiving side; BENCH_SCALE_LIMITED_SECONDS=0 skips the limits-on window. The CPU seconds
+of the worker and of the sandbox process are stored with the limits-off figures (where the time
+goes);
+BENCH_SCALE_PROFILE=<prefix> writes cProfile stats of both (<prefix>-worker.prof,
+<prefix>-sandbox.prof, read them with `python -m pstats`).
 The machine load (`os.getloadavg`) is printed and stored next to every timing. The figures
 are printed and written to BENCH_SCALE_OUT (test-artifacts/bench-scale.json), one entry per
 database vendor, direction and size (entries of other vendors are kept).
@@ -26,6 +30,7 @@ a search 20.
 
 from __future__ import annotations
 
+import cProfile
 import gc
 import json
 import multiprocessing
@@ -48,6 +53,7 @@ from tests.factories import connected_integration
 SIZES = [int(n) for n in os.environ.get("BENCH_SCALE_SIZES", "10000").split(",") if n]
 LIMITED_SECONDS = float(os.environ.get("BENCH_SCALE_LIMITED_SECONDS", 150))
 OUT = Path(os.environ.get("BENCH_SCALE_OUT", "test-artifacts/bench-scale.json"))
+PROFILE = os.environ.get("BENCH_SCALE_PROFILE", "")
 # Records already on the receiving side, per record sent (other emails: they are listed and
 # indexed, never matched), so that peak memory shows what indexing the receiving side costs.
 RECEIVING_RATIO = float(os.environ.get("BENCH_SCALE_RECEIVING", 0))
@@ -74,13 +80,28 @@ def pipedrive_tokens(method: str, path: str) -> int:
 
 def _serve(server, box, commands) -> None:
     """The child: serve the seeded sandbox; answer the parent's commands over the pipe."""
+    profile = cProfile.Profile() if PROFILE else None
+    if profile is not None:  # each request is handled in a thread of its own: profile each
+        handle, one_at_a_time = box.handle, threading.Lock()
+
+        def profiled(remote, request):
+            with one_at_a_time:
+                return profile.runcall(handle, remote, request)
+
+        box.handle = profiled
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     while True:
         command, *args = commands.recv()
         if command == "stats":
             log = Counter((r, m, p) for r, m, p in box.request_log)
-            commands.send({"requests": dict(log), "statuses": dict(box.statuses)})
+            commands.send(
+                {
+                    "requests": dict(log),
+                    "statuses": dict(box.statuses),
+                    "cpu_seconds": time.process_time(),
+                }
+            )
         elif command == "times":  # when each remote answered, since `args[0]` (monotonic)
             commands.send([(r, t) for r, t in box.answered if t >= args[0]])
         elif command == "limit":
@@ -88,6 +109,9 @@ def _serve(server, box, commands) -> None:
             commands.send("ok")
         elif command == "stop":
             server.shutdown()
+            if profile is not None:
+                profile.disable()
+                profile.dump_stats(f"{PROFILE}-sandbox.prof")
             commands.send("ok")
             return
 
@@ -338,10 +362,17 @@ def measure(
         statements = Statements()
         gc.collect()
         load_before = load()
+        profile = cProfile.Profile() if PROFILE else None
         with PeakRss() as memory, connection.execute_wrapper(statements):
-            started = time.monotonic()
-            transfer(run)
+            started, cpu_started = time.monotonic(), time.process_time()
+            if profile is not None:
+                profile.runcall(transfer, run)
+            else:
+                transfer(run)
             seconds = time.monotonic() - started
+            worker_cpu = time.process_time() - cpu_started
+        if profile is not None:
+            profile.dump_stats(f"{PROFILE}-worker.prof")
         run.refresh_from_db()
         assert run.status == SyncRun.Status.DONE, run.error
         assert run.done == size, run.summary()
@@ -364,6 +395,8 @@ def measure(
                 kind: round(n / max(run.done, 1), 2) for kind, n in statements.written.most_common()
             },
             "peak_rss_growth_mb": round(memory.growth_mb, 1),
+            "worker_cpu_seconds": round(worker_cpu, 1),
+            "sandbox_cpu_seconds": round(stats["cpu_seconds"] - before["cpu_seconds"], 1),
             "answered_429": limits_off["answered_429"],
             "load_before": load_before,
             "load_after": load(),
@@ -386,7 +419,8 @@ def report(figures: dict) -> None:
         f"\n  calls/record {off['calls_per_record']}, Pipedrive tokens/record"
         f" {off['pipedrive_tokens_per_record']}, SQL/record {off['sql_per_record']}"
         f" ({off['sql_writes_per_record']} writes), peak RSS +{off['peak_rss_growth_mb']} MB,"
-        f" 429s {off['answered_429']}"
+        f" 429s {off['answered_429']}, CPU s worker {off['worker_cpu_seconds']}"
+        f" sandbox {off['sandbox_cpu_seconds']}"
         f"\n  writes/record by table: {off.get('sql_writes_per_record_by_table')}"
     )
     if on:

@@ -2,10 +2,11 @@
 
 Each trial is seeded (the seed is in the test id and every failure message): a direction, and
 one to three kill points among everything the worker does that matters: each remote call
-(before it is sent, or after it was answered, when the answer dies with the worker) and each
-history event written. Nothing in the transfer catches the kill, as nothing in a real worker
-survives it; the run is then left to the watch django-q2 would fire. Time is simulated: the
-clock jumps to when the scheduler (which looks every 30 s) would fire the watch at the latest.
+(before it is sent, or after it was answered, when the answer dies with the worker), each
+history event written on its own and each page's links and events written together. Nothing
+in the transfer catches the kill, as nothing in a real worker survives it; the run is then left
+to the watch django-q2 would fire. Time is simulated: the clock jumps to when the scheduler
+(which looks every 30 s) would fire the watch at the latest.
 
 `make soak` runs many more trials: CRASH_TRIALS=50 (and CRASH_SEED=first seed).
 """
@@ -23,7 +24,7 @@ from django_q.models import Schedule
 from integrations import tasks
 from integrations.http import HttpClient
 from integrations.models import Integration, SyncRun
-from integrations.sync import runs
+from integrations.sync import runs, transfer
 from integrations.sync.context import SyncContext
 from tests.factories import connected_integration, fast_limits  # noqa: F401
 from tests.integrations.exactly_once import (
@@ -77,7 +78,7 @@ def clock(monkeypatch) -> Clock:
 
 
 def install(killer: Killer, monkeypatch) -> None:
-    send, event = HttpClient.request, SyncContext.event
+    send, event, page = HttpClient.request, SyncContext.event, transfer._Transfer.write_page
 
     def request(self, method, url, **kwargs):
         killer.tick(f"before {method} {url}")
@@ -90,8 +91,13 @@ def install(killer: Killer, monkeypatch) -> None:
         killer.tick("after an event")
         return written
 
+    def page_written(self):
+        page(self)
+        killer.tick("after a page's links and events")
+
     monkeypatch.setattr(HttpClient, "request", request)
     monkeypatch.setattr(SyncContext, "event", logged)
+    monkeypatch.setattr(transfer._Transfer, "write_page", page_written)
 
 
 def fire_the_watch(run: SyncRun, clock: Clock, killed_at: datetime, latencies: list) -> None:
@@ -111,15 +117,36 @@ def fire_the_watch(run: SyncRun, clock: Clock, killed_at: datetime, latencies: l
     raise AssertionError("the watch never took the run over")
 
 
+def counts(run: SyncRun) -> dict[str, int]:
+    fields = ("done", "created", "updated", "unchanged", "conflicts", "skipped", "failed")
+    return {name: getattr(run, name) for name in fields}
+
+
+def uninterrupted_counts(integration: Integration, sandbox, direction: str) -> dict[str, int]:
+    """What the same transfer reports when no worker dies (then both sides as they were)."""
+    before = sandbox.dump()
+    run = runs.create_run(integration, direction)
+    tasks.run_transfer(run.pk)
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.DONE, run.error
+    sandbox.pipedrive.load(before["pipedrive"])
+    sandbox.snovio.load(before["snovio"])
+    integration.links.all().delete()
+    return counts(run)
+
+
 @pytest.mark.parametrize("seed", range(FIRST_SEED, FIRST_SEED + TRIALS))
 def test_a_transfer_killed_at_random_points_is_resumed_within_a_minute_exactly_once(
     user, sandbox, clock, monkeypatch, seed
 ):
+    """...and ends like an uninterrupted run: the same counts (a record whose worker died
+    after its remote write, before the page was recorded, is reported as that write)."""
     rng = random.Random(seed)
     direction = rng.choice(list(SyncRun.Direction))
     points = rng.sample(KILL_POINTS, rng.randint(1, 3))
     trial = f"seed={seed} direction={direction} kill points={sorted(points)}"
     integration = connected_integration(user, sandbox)
+    expected = uninterrupted_counts(integration, sandbox, direction)
     run = runs.create_run(integration, direction)
     killer = Killer(points)
     install(killer, monkeypatch)
@@ -151,6 +178,7 @@ def test_a_transfer_killed_at_random_points_is_resumed_within_a_minute_exactly_o
         assert_transferred_exactly_once(integration, run)
     except AssertionError as failure:
         raise AssertionError(f"{trial}: {failure}") from failure
+    assert counts(run) == expected, f"{trial}: {kills}"
     assert not Schedule.objects.filter(name=runs.watch_name(run.pk)).exists(), trial
     integration.refresh_from_db()
     assert integration.status == Integration.Status.ACTIVE, trial

@@ -103,8 +103,8 @@ def test_a_history_entry_the_database_refuses_is_stored_made_safe_and_the_run_go
     run.refresh_from_db()
     assert run.status == SyncRun.Status.DONE, run.error
     assert run.events.count() == run.total == 150
-    # PostgreSQL refused the first attempt; SQLite stores the character as it is.
-    stored = "\x00" if connection.vendor == "sqlite" else ""
-    assert {e.changes["note"] for e in run.events.all()} == {
-        f"from a system that wrote {stored} bytes"
-    }
+    # PostgreSQL refused the page's events, then each one's first attempt; SQLite takes the
+    # page's events together (and its JSON() drops the character) or keeps it as it is.
+    stored = {"\x00", ""} if connection.vendor == "sqlite" else {""}
+    notes = {e.changes["note"] for e in run.events.all()}
+    assert len(notes) == 1 and notes <= {f"from a system that wrote {c} bytes" for c in stored}
