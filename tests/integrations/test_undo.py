@@ -534,3 +534,32 @@ def test_a_record_pipedrive_keeps_refusing_fails_alone_and_is_retried_when_the_u
     assert (undo.restored, undo.removed, undo.failed) == (2, 2, 0)
     assert person_by_email(box, "cy@x.example") is None
     assert SyncEvent.objects.filter(undo=undo, undoes__isnull=False).count() == 4
+
+
+def test_persons_an_undo_removes_are_not_handled_as_deletes_made_in_pipedrive(
+    user, empty_sandbox, queued
+):
+    """With "person deleted in Pipedrive -> list its prospect" chosen, the Pipedrive delete
+    webhooks of the persons an undo removes leave the Snov.io prospects where they were."""
+    from integrations.models import DeleteAction, DeletePolicy, OnPipedriveDelete
+    from integrations.sync import realtime
+    from integrations.sync.receivers import register_webhooks
+
+    box = empty_sandbox
+    integration, _, _ = to_pipedrive_scene(user, box)
+    register_webhooks(integration)
+    DeletePolicy.objects.create(integration=integration, on_pipedrive_delete=OnPipedriveDelete.MARK)
+    run = transfer(create_run(integration, SyncRun.Direction.TO_PIPEDRIVE, "snovio"))
+    execute(start_undo(integration, run=run, user=user))
+    assert person_by_email(box, "cy@x.example") is None  # removed by the undo
+
+    realtime.drain(integration.pk)
+
+    # The webhooks of the removed persons came (one waiting change per person: the create's,
+    # which then finds the person gone), and were applied.
+    changes = integration.pending_changes.filter(source="pipedrive")
+    assert changes.exists() and not changes.filter(processed_at=None).exists()
+    assert not DeleteAction.objects.exists()
+    lists = [x["name"] for x in box.snovio.state["lists"].values()]
+    assert "Deleted in Pipedrive" not in lists
+    assert "cy@x.example" in box.snovio.list_members("Leads")
