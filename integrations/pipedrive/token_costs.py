@@ -36,6 +36,7 @@ TOKEN_COSTS: dict[tuple[str, str], int] = {
     ("GET", "/api/v1/users"): 20,
     ("GET", "/api/v1/users/me"): 2,
     ("GET", "/api/v1/personFields"): 20,
+    ("POST", "/api/v2/personFields/{field_code}/options"): 5,
     ("GET", "/api/v1/webhooks"): 10,
     ("POST", "/api/v1/webhooks"): 10,
     ("DELETE", "/api/v1/webhooks/{id}"): 6,
@@ -46,11 +47,13 @@ UNKNOWN_COST = 10
 SEARCH_PATH = re.compile(r"/api/v[12]/\w+/search$")
 
 _ID = re.compile(r"/\d+(?=/|$)")
+_FIELD_CODE = re.compile(r"(/\w+Fields)/\w+(?=/|$)")
 
 
 def template(path: str) -> str:
-    """`/api/v2/persons/1001` -> `/api/v2/persons/{id}` (any query string dropped)."""
-    return _ID.sub("/{id}", path.split("?", 1)[0])
+    """`/api/v2/persons/1001` -> `/api/v2/persons/{id}`, `/api/v2/personFields/label_ids/options`
+    -> `/api/v2/personFields/{field_code}/options` (any query string dropped)."""
+    return _FIELD_CODE.sub(r"\1/{field_code}", _ID.sub("/{id}", path.split("?", 1)[0]))
 
 
 def token_cost(method: str, path: str) -> int:

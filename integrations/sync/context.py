@@ -353,6 +353,8 @@ class SyncContext:
             held.add(link, new=created)
         else:
             link.save()
+            if self.held is not None:  # a page's cached copy of this link is older now
+                self.held.known_by_key[key] = link
         return link
 
     def note_creating(self, key: str, side: str, values: dict, intent: dict | None = None) -> None:

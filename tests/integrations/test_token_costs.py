@@ -28,7 +28,10 @@ def test_each_cost_is_the_x_token_cost_of_the_spec(specs, method, path):
 
 
 def test_every_endpoint_the_simulator_serves_is_priced():
-    served = {(m, template(p.replace(r"(?P<id>\d+)", "1"))) for m, p, _ in _ROUTES}
+    served = {
+        (m, template(p.replace(r"(?P<id>\d+)", "1").replace(r"(?P<field_code>\w+)", "label_ids")))
+        for m, p, _ in _ROUTES
+    }
 
     assert served <= set(TOKEN_COSTS)
 
@@ -36,4 +39,5 @@ def test_every_endpoint_the_simulator_serves_is_priced():
 def test_ids_and_query_strings_do_not_change_the_price():
     assert token_cost("GET", "/api/v2/persons/1001?fields=x") == 1
     assert token_cost("patch", "/api/v2/persons/1001") == 5
+    assert token_cost("POST", "/api/v2/personFields/label_ids/options") == 5
     assert is_search("/api/v2/persons/search?term=a") and not is_search("/api/v2/persons")
