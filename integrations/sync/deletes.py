@@ -123,6 +123,29 @@ def tombstoned(
     return DeleteAction.objects.filter(match, integration=integration).exists()
 
 
+def split_partners(integration: Integration, direction: str) -> dict[str, str]:
+    """The sending records of a transfer in `direction` whose partner was deleted (and handled
+    by the delete policy), by id, each with the reason a transfer leaves it alone: sending
+    it would create the deleted contact again."""
+    if direction == TO_PIPEDRIVE:
+        rows = DeleteAction.objects.filter(
+            integration=integration, deleted_in=Provider.PIPEDRIVE
+        ).exclude(snovio_prospect_id="")
+        return {
+            str(prospect_id): f"Its Pipedrive person was deleted on {at:%Y-%m-%d}; a transfer "
+            "does not create it again (settings page, Deletes)."
+            for prospect_id, at in rows.values_list("snovio_prospect_id", "created_at")
+        }
+    rows = DeleteAction.objects.filter(
+        integration=integration, deleted_in=Provider.SNOVIO, pipedrive_person_id__isnull=False
+    )
+    return {
+        str(person_id): f"Its Snov.io prospect was deleted on {at:%Y-%m-%d}; a transfer "
+        "does not create it again (settings page, Deletes)."
+        for person_id, at in rows.values_list("pipedrive_person_id", "created_at")
+    }
+
+
 def _handle(
     ctx: SyncContext, link: RecordLink, deleted_in: str, key: str, reaction: str, capped: bool
 ) -> str:

@@ -45,7 +45,7 @@ from django.utils import timezone
 from integrations.http import AuthError, RateLimited, RemoteError
 from integrations.lifecycle import set_status
 from integrations.models import Integration, Provider, RecordLink, SyncEvent, SyncRun
-from integrations.sync import locks, mapping, sanitize
+from integrations.sync import deletes, locks, mapping, sanitize
 from integrations.sync.context import INTENT, TO_PIPEDRIVE, SyncContext
 from integrations.sync.matching import PackedIndex
 from integrations.sync.records import RecordResult, person_to_snovio, prospect_to_pipedrive
@@ -339,6 +339,8 @@ class _Transfer:
         second = ctx.second_key
         self.keys = TransferKeys(ctx, second, run.direction == TO_PIPEDRIVE) if second else None
         self.key_field = [second.pipedrive_field] if second else []
+        # Records whose partner a delete removed: a transfer must not create it again.
+        self.split = deletes.split_partners(ctx.integration, run.direction)
 
     # --- the two directions -----------------------------------------------------------------
     def execute(self) -> bool:
@@ -530,7 +532,11 @@ class _Transfer:
         """Move one record; every outcome (failures included) becomes an event on the run."""
         self.lease.renew()
         email = emails[0] if emails else ""
-        if email and email in self.emails and self.emails[email] != record_id:
+        if record_id in self.split:
+            result = RecordResult(
+                Outcome.SKIPPED, email=email, record_id=record_id, reason=self.split[record_id]
+            )
+        elif email and email in self.emails and self.emails[email] != record_id:
             result = RecordResult(
                 Outcome.SKIPPED,
                 email=email,

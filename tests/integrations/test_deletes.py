@@ -20,6 +20,7 @@ from integrations.models import (
     OnSnovioDelete,
     PendingChange,
     RecordLink,
+    SyncEvent,
     SyncRun,
 )
 from integrations.sync import deletes
@@ -508,3 +509,31 @@ def test_each_delete_acts_once_under_random_deliveries_catch_ups_and_caps(
         assert approved or action.status != DeleteAction.Status.REJECTED, context
     for email in untouched:
         assert paired(live, email) and person_of(sandbox, email), context
+
+
+def test_a_transfer_does_not_create_again_the_partner_a_delete_removed(user, sandbox):
+    """Both ways: after a delete was handled, "Transfer unsynced data" skips the surviving
+    record, with the reason, instead of creating the deleted contact again."""
+    live = make_live(
+        user,
+        sandbox,
+        on_pipedrive_delete=OnPipedriveDelete.MARK,
+        on_snovio_delete=OnSnovioDelete.LABEL,
+    )
+    gone_in_pipedrive, gone_in_snovio = PAIRS[0][0], PAIRS[1][0]
+    sandbox.pipedrive.remove_person(person_of(sandbox, gone_in_pipedrive)["id"])
+    sandbox.snovio.delete_prospect(gone_in_snovio)
+    tasks.catch_up(live.pk)
+    assert DeleteAction.objects.count() == 2
+
+    for way in (SyncRun.Direction.TO_PIPEDRIVE, SyncRun.Direction.TO_SNOVIO):
+        run = transfer(SyncRun.objects.create(integration=live, direction=way, source_app="snovio"))
+        assert run.status == SyncRun.Status.DONE, run.error
+        skipped = run.events.filter(outcome=SyncEvent.Outcome.SKIPPED)
+        assert [e.email for e in skipped] == [
+            gone_in_pipedrive if way == SyncRun.Direction.TO_PIPEDRIVE else gone_in_snovio
+        ]
+        assert "does not create it again" in skipped.get().reason
+
+    assert person_of(sandbox, gone_in_pipedrive) is None
+    assert gone_in_snovio not in sandbox.snovio.prospect_emails()
