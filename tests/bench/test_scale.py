@@ -3,7 +3,9 @@
 Not part of `make test` at full size; `make bench` runs it at BENCH_SCALE_SIZES (10000) and
 `make test` runs it at a smoke size through `test_scale_smoke`. The sandbox runs as a real HTTP
 server in a *separate process* (forked once it is seeded and the integration is connected), so
-the peak memory measured is the transfer's own, not the fake remotes'.
+the peak memory measured is the transfer's own, not the fake remotes'. On SQLite, Django puts
+the test database in memory, in this process: BENCH_SQLITE_TEST_FILE=<path> puts it in a file,
+so that its pages do not count as the transfer's memory.
 
 Per direction and size it measures:
 - with the limits off (sandbox and client limiters at 10^6): records/s, API calls and Pipedrive
