@@ -451,28 +451,9 @@ class SyncContext:
         return sanitize.json_safe(base)
 
     # --- the record log ---------------------------------------------------------------------
-    def event(
-        self,
-        direction: str,
-        outcome: str,
-        *,
-        email: str = "",
-        record_id: Any = "",
-        reason: str = "",
-        changes: dict | None = None,
-        run: SyncRun | None = None,
-        at: datetime | None = None,
-    ) -> SyncEvent:
-        event = self.new_event(
-            direction,
-            outcome,
-            email=email,
-            record_id=record_id,
-            reason=reason,
-            changes=changes,
-            run=run,
-            at=at,
-        )
+    def event(self, direction: str, outcome: str, **fields: Any) -> SyncEvent:
+        """An event, saved (`fields` as `new_event` takes them)."""
+        event = self.new_event(direction, outcome, **fields)
         event.save(force_insert=True)
         return event
 

@@ -10,23 +10,11 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from automations import engine, queue, services
-from automations.models import ActionKind, AutomationRun, Trigger
-from tests.automations.test_engine import payload
+from automations import engine, queue
+from automations.models import AutomationRun
+from tests.automations.test_engine import deal_then_next_stages, payload
 
 SCENARIOS = 12  # seeded random histories for the invariant test below
-
-
-def deal_then_next_stages(integration, pipedrive) -> None:
-    """Sent creates a deal at the pipeline's first stage; opened and replied move it on."""
-    services.add_action(
-        integration,
-        Trigger.EMAIL_SENT,
-        ActionKind.CREATE_DEAL,
-        pipeline_id=pipedrive.pipeline("Sales"),
-    )
-    services.add_action(integration, Trigger.EMAIL_OPENED, ActionKind.NEXT_STAGE)
-    services.add_action(integration, Trigger.REPLY_RECEIVED, ActionKind.NEXT_STAGE)
 
 
 def contact(n: int) -> str:

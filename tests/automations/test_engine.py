@@ -73,6 +73,18 @@ def receive(integration, body, run_on_commit):
     return run_on_commit(engine.receive_event, integration, body)
 
 
+def deal_then_next_stages(integration, pipedrive) -> None:
+    """Sent creates a deal at the pipeline's first stage; opened and replied move it on."""
+    services.add_action(
+        integration,
+        Trigger.EMAIL_SENT,
+        ActionKind.CREATE_DEAL,
+        pipeline_id=pipedrive.pipeline("Sales"),
+    )
+    services.add_action(integration, Trigger.EMAIL_OPENED, ActionKind.NEXT_STAGE)
+    services.add_action(integration, Trigger.REPLY_RECEIVED, ActionKind.NEXT_STAGE)
+
+
 # --- reading events ------------------------------------------------------------------------
 def test_an_event_is_read_into_trigger_email_and_name():
     event = events.parse_event(payload(email="  John.Smith@ACME.example "))
@@ -148,14 +160,7 @@ def test_held_events_run_in_order_when_the_integration_is_active_again(
 ):
     from integrations import signals
 
-    services.add_action(
-        integration,
-        Trigger.EMAIL_SENT,
-        ActionKind.CREATE_DEAL,
-        pipeline_id=pipedrive.pipeline("Sales"),
-    )
-    services.add_action(integration, Trigger.EMAIL_OPENED, ActionKind.NEXT_STAGE)
-    services.add_action(integration, Trigger.REPLY_RECEIVED, ActionKind.NEXT_STAGE)
+    deal_then_next_stages(integration, pipedrive)
     Integration.objects.filter(pk=integration.pk).update(status=Integration.Status.PAUSED)
     integration.refresh_from_db()
     sent = receive(integration, payload(), run_on_commit)
